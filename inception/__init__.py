@@ -1,0 +1,33 @@
+"""inception: Inception-v4, Inception-ResNet-v1 and Inception-ResNet-v2 for Keras 3.
+
+Szegedy, Ioffe, Vanhoucke, Alemi (2016). "Inception-v4, Inception-ResNet and the Impact of
+Residual Connections on Learning". arXiv:1602.07261.
+"""
+
+from .models import (
+    InceptionResNetV1,
+    InceptionResNetV2,
+    InceptionV4,
+    ModelConfig,
+    ResidualScale,
+    build,
+    get_model_config,
+    list_models,
+)
+from .preprocessing import class_names, decode_predictions, preprocess_input
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InceptionV4",
+    "InceptionResNetV1",
+    "InceptionResNetV2",
+    "ResidualScale",
+    "ModelConfig",
+    "build",
+    "get_model_config",
+    "list_models",
+    "preprocess_input",
+    "decode_predictions",
+    "class_names",
+]

@@ -1,0 +1,41 @@
+"""``inception models``: the registered models with parameters, input size and accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="inception models", description=__doc__)
+    parser.add_argument("--all-variants", action="store_true", help="one row per variant")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    args = parser.parse_args(argv)
+
+    import inception
+    from inception.models.summary import model_row
+
+    rows = []
+    for name in inception.list_models():
+        config = inception.get_model_config(name)
+        variants = config.variants if args.all_variants else (config.default_variant,)
+        rows += [model_row(name, v) for v in variants]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    header = f"{'model':<22}{'variant':<8}{'params':>12}{'GMACs':>8}{'input':>7}"
+    header += f"{'paper top-1/5':>16}{'released top-1/5':>19}"
+    print(header)
+    for r in rows:
+        paper = f"{_fmt(r['paper_top1'])}/{_fmt(r['paper_top5'])}"
+        released = f"{_fmt(r['released_top1'])}/{_fmt(r['released_top5'])}"
+        print(
+            f"{r['model']:<22}{r['variant']:<8}{r['params']:>12,}{r['gmacs']:>8.2f}"
+            f"{r['input']:>7}{paper:>16}{released:>19}"
+        )
+    return 0
