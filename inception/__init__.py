@@ -31,3 +31,19 @@ __all__ = [
     "decode_predictions",
     "class_names",
 ]
+
+_LAZY = {
+    "train": ("inception.training", "train"),
+    "evaluate": ("inception.evaluation", "evaluate"),
+    "Ensemble": ("inception.evaluation", "Ensemble"),
+}
+
+
+def __getattr__(name):
+    """Training and evaluation APIs load on first use, so ``import inception`` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'inception' has no attribute {name!r}")

@@ -10,10 +10,10 @@ import sys
 COMMANDS = {
     "models": ("inception.commands.models", "list the registered models (params, input, accuracy)"),
     "convert": ("inception.weights.cli", "convert a TF-slim / timm / Keras checkpoint"),
-    "train": ("inception.train", "train a model with tf.distribute"),
+    "train": ("inception.training.cli", "train a model with tf.distribute"),
     "eval": ("inception.evaluation.cli", "top-1/top-5 evaluation, multi-crop and ensembles"),
     "predict": ("inception.evaluation.predict", "classify images, folders or URLs"),
-    "export": ("inception.export", "export SavedModels for TensorFlow Serving"),
+    "export": ("inception.serving.export", "export SavedModels for TensorFlow Serving"),
     "serve": ("inception.serving.server", "serve exported models over REST and gRPC"),
 }
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from . import blocks as B
+from . import blocks as blk
 
 MIN_INPUT_SIZE = (
     75  # five valid 3x3/2 reductions and two valid 3x3s: 75 -> 37 -> 35 -> 17 -> 7 -> 3 -> 1
@@ -71,48 +71,48 @@ def inception_v4_features(x, variant, residual_scale=None):
     if residual_scale is not None:
         raise ValueError("Inception-v4 has no residual connections: residual_scale does not apply.")
     paper = variant == "paper"
-    x = B.stem_v4(x, paper)
+    x = blk.stem_v4(x, paper)
     n_a, n_b, n_c = V4_REPEATS
     for i in range(n_a):
-        x = B.inception_a(x, f"Mixed_5{'bcde'[i]}")
-    x = B.reduction_a(x, "Mixed_6a", *V4_REDUCTION_A)
+        x = blk.inception_a(x, f"Mixed_5{'bcde'[i]}")
+    x = blk.reduction_a(x, "Mixed_6a", *V4_REDUCTION_A)
     for i in range(n_b):
-        x = B.inception_b(x, f"Mixed_6{'bcdefgh'[i]}", paper)
+        x = blk.inception_b(x, f"Mixed_6{'bcdefgh'[i]}", paper)
     aux = x
-    x = B.reduction_b(x, "Mixed_7a")
+    x = blk.reduction_b(x, "Mixed_7a")
     for i in range(n_c):
-        x = B.inception_c(x, f"Mixed_7{'bcd'[i]}", paper)
+        x = blk.inception_c(x, f"Mixed_7{'bcd'[i]}", paper)
     return x, aux
 
 
 def inception_resnet_features(arch: ResNetArch, residual_scale=None):
     """Fig. 15: stem, N x Inception-ResNet-A, Reduction-A, N x -B, Reduction-B, N x -C.
 
-    Block names follow slim (``block35_i``, ``Mixed_6a``, ``block17_i``, ``Mixed_7a``, ``block8_i``).
+    Block names follow slim: ``block35_i``, ``Mixed_6a``, ``block17_i``, ``Mixed_7a``, ``block8_i``.
     """
     scales = _scales(arch.scales, residual_scale)
 
     def features(x):
         if arch.stem == "v4":
-            x = B.stem_v4(x, paper=True)
+            x = blk.stem_v4(x, paper=True)
         elif arch.stem == "resnet_v1":
-            x = B.stem_resnet(x, B.conv(256, 3, "4b", 2, True))
+            x = blk.stem_resnet(x, blk.conv(256, 3, "4b", 2, True))
         else:
-            x = B.mixed_5b(B.stem_resnet(x, B.max_pool("5a")))
+            x = blk.mixed_5b(blk.stem_resnet(x, blk.max_pool("5a")))
         n_a, n_b, n_c = arch.repeats
         for i in range(n_a):
-            x = B.inception_resnet_a(x, f"block35_{i + 1}", arch.block_a, scales[0])
-        x = B.reduction_a(x, "Mixed_6a", *arch.reduction_a)
+            x = blk.inception_resnet_a(x, f"block35_{i + 1}", arch.block_a, scales[0])
+        x = blk.reduction_a(x, "Mixed_6a", *arch.reduction_a)
         for i in range(n_b):
-            x = B.inception_resnet_b(x, f"block17_{i + 1}", arch.block_b, scales[1])
+            x = blk.inception_resnet_b(x, f"block17_{i + 1}", arch.block_b, scales[1])
         aux = x
-        x = B.reduction_b_resnet(x, "Mixed_7a", arch.reduction_b)
+        x = blk.reduction_b_resnet(x, "Mixed_7a", arch.reduction_b)
         for i in range(n_c):
-            x = B.inception_resnet_c(x, f"block8_{i + 1}", arch.block_c, scales[2])
+            x = blk.inception_resnet_c(x, f"block8_{i + 1}", arch.block_c, scales[2])
         if arch.final_linear_block:
-            x = B.inception_resnet_c(x, f"block8_{n_c + 1}", arch.block_c, 1.0, activation=False)
+            x = blk.inception_resnet_c(x, f"block8_{n_c + 1}", arch.block_c, 1.0, activation=False)
         if arch.final_conv:
-            x = B.conv_bn(x, arch.final_conv, 1, "Conv2d_7b_1x1")
+            x = blk.conv_bn(x, arch.final_conv, 1, "Conv2d_7b_1x1")
         return x, aux
 
     return features
@@ -166,9 +166,9 @@ def build_network(
     inputs, x = _inputs(input_tensor, input_shape, include_top, aux_logits)
     x, aux = features(x)
     if include_top:
-        outputs = B.classifier(x, classes, dropout_rate, classifier_activation)
+        outputs = blk.classifier(x, classes, dropout_rate, classifier_activation)
         if aux_logits:
-            outputs = [outputs, B.aux_head(aux, classes, classifier_activation)]
+            outputs = [outputs, blk.aux_head(aux, classes, classifier_activation)]
     elif pooling == "avg":
         outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
