@@ -1,0 +1,150 @@
+"""``make demo``: the project's main job on an embedded default, end to end on a CPU.
+
+1. Builds each registered model, classifies a few generated sample images, and prints the model
+   table with parameters and measured images/s. Where converted ImageNet weights are already in the
+   cache (``inception convert`` / a previous ``weights="imagenet"``), it prints their top-5 classes.
+2. When the training, evaluation and serving parts are installed, runs a short training of a small
+   model on a generated data set, evaluates it, exports it and serves it (each step in its module's
+   ``demo.run``).
+
+Run it with ``python -m inception.demo [--workdir DIR] [--skip-pipeline]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def sample_images(out_dir: Path, n: int = 4, seed: int = 0) -> list[Path]:
+    """Writes ``n`` synthetic JPEG photos (gradients, discs, stripes) and returns their paths."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        w, h = int(rng.integers(320, 480)), int(rng.integers(300, 420))
+        base = np.linspace(0, 255, w)[None, :, None] * rng.uniform(0.3, 1, (1, 1, 3))
+        img = Image.fromarray(np.broadcast_to(base, (h, w, 3)).astype("uint8"))
+        draw = ImageDraw.Draw(img)
+        for _ in range(6):
+            x0, y0 = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
+            size = int(rng.integers(30, 160))
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape([x0, y0, x0 + size, y0 + size], fill=color)
+        path = out_dir / f"sample_{i}.jpg"
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        path.write_bytes(buf.getvalue())
+        paths.append(path)
+    return paths
+
+
+def load_batch(paths, size: int, crop_fraction: float = 0.875) -> np.ndarray:
+    """Central crop (``crop_fraction`` of the shorter side), bilinear resize, scale to [-1, 1]."""
+    from PIL import Image
+
+    import inception
+
+    batch = []
+    for path in paths:
+        img = Image.open(path).convert("RGB")
+        w, h = img.size
+        side = int(min(w, h) * crop_fraction)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        batch.append(np.asarray(img, dtype="float32"))
+    return inception.preprocess_input(np.stack(batch))
+
+
+def model_table(paths) -> None:
+    import tensorflow as tf
+
+    import inception
+    from inception.models.summary import count_macs
+
+    header = f"{'model':<22}{'variant':<8}{'params':>12}{'GMACs':>8}{'img/s':>8}"
+    print(header + "  top class (random weights)")
+    for name in inception.list_models():
+        config = inception.get_model_config(name)
+        model = inception.build(name)
+        x = tf.constant(load_batch(paths, config.input_size, config.crop_fraction))
+        fn = tf.function(lambda x, model=model: model(x, training=False))
+        fn(x)
+        start = time.perf_counter()
+        probs = fn(x).numpy()
+        rate = len(paths) / (time.perf_counter() - start)
+        top = inception.decode_predictions(probs, top=1)[0][0][1]
+        print(
+            f"{name:<22}{config.default_variant:<8}{model.count_params():>12,}"
+            f"{count_macs(model) / 1e9:>8.2f}{rate:>8.1f}  {top}"
+        )
+        pretrained_top5(name, model, x, paths)
+
+
+def pretrained_top5(name, model, x, paths) -> None:
+    """Prints top-5 ImageNet classes per image if converted weights for ``name`` are cached."""
+    try:
+        from inception.weights import cached_weights
+    except ImportError:
+        return
+    path = cached_weights(name)
+    if path is None:
+        print(f"{'':<22}(no converted ImageNet weights cached for {name})")
+        return
+    import inception
+
+    model.load_weights(path)
+    for p, row in zip(paths, inception.decode_predictions(model.predict(x, verbose=0), top=5)):
+        print(f"{'':<22}{p.name}: " + ", ".join(f"{n} {s:.2f}" for _, n, s in row))
+
+
+PIPELINE = [
+    ("train", "inception.training.demo"),
+    ("evaluate", "inception.evaluation.demo"),
+    ("export + serve", "inception.serving.demo"),
+]
+
+
+def pipeline(workdir: Path) -> None:
+    trained = None
+    for title, module_name in PIPELINE:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            print(f"\n== {title}: not available in this installation")
+            continue
+        print(f"\n== {title}")
+        start = time.perf_counter()
+        if trained is None:
+            trained = module.run(workdir)
+        else:
+            module.run(workdir, trained)
+        print(f"   ({title}: {time.perf_counter() - start:.0f} s)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inception.demo", description=__doc__)
+    parser.add_argument("--workdir", help="where the demo writes (default: a temporary folder)")
+    parser.add_argument("--skip-pipeline", action="store_true", help="only the model table")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="inception-demo-"))
+    print(f"== models (sample images and outputs under {workdir})")
+    model_table(sample_images(workdir / "samples"))
+    if not args.skip_pipeline:
+        pipeline(workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
