@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: test demo lint format bench install
+.PHONY: test test-reference demo lint format bench install
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# parity against timm's own PyTorch models; installs the reference extra (torch, timm) first
+test-reference: $(STAMP)
+	$(PY) -m pip install -q -e '.[reference]'
+	$(PY) -m pytest tests/reference -o addopts="-ra"
 
 demo: $(STAMP)
 	$(PY) -m inception.demo

@@ -93,16 +93,20 @@ def model_table(paths) -> None:
 
 def pretrained_top5(name, model, x, paths) -> None:
     """Prints top-5 ImageNet classes per image if converted weights for ``name`` are cached."""
-    try:
-        from inception.weights import cached_weights
-    except ImportError:
-        return
-    path = cached_weights(name)
-    if path is None:
-        print(f"{'':<22}(no converted ImageNet weights cached for {name})")
-        return
     import inception
+    from inception.weights import cache_path
+    from inception.weights.manifest import resolve
 
+    try:
+        entry = resolve(name, "imagenet")
+    except Exception:  # no public checkpoint (Inception-ResNet-v1)
+        return
+    path = cache_path(entry, model)
+    if not path.is_file():
+        print(
+            f"{'':<22}(no converted ImageNet weights cached: {name}(weights='imagenet') makes them)"
+        )
+        return
     model.load_weights(path)
     for p, row in zip(paths, inception.decode_predictions(model.predict(x, verbose=0), top=5)):
         print(f"{'':<22}{p.name}: " + ", ".join(f"{n} {s:.2f}" for _, n, s in row))

@@ -1,0 +1,107 @@
+"""``inception convert``: a TF-slim / timm / Keras checkpoint -> this project's ``.weights.h5``.
+
+    inception convert SRC --model NAME [--classes 1000|1001] [--aux-logits] --out FILE
+                      [--format slim|timm|keras] [--keras FILE] [--input-size N] [--quiet]
+    inception convert --list
+
+SRC is a local checkpoint (TF-slim/TF1 checkpoint prefix, folder or .tar.gz; timm .safetensors;
+Keras h5) or a manifest name (``slim:inception_v4_2016_09_09``), downloaded and verified first.
+Every source tensor used is listed; the conversion fails, naming them, if a source tensor is left
+unused, a target weight is not filled, or shapes disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+PRETRAINED_MODELS = ("inception_v4", "inception_resnet_v2")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="inception convert",
+        description="Convert a TF-slim, timm or Keras checkpoint into a .weights.h5 that loads "
+        "into inception.build(NAME, variant='slim', classes=..., weights=None).",
+    )
+    p.add_argument("source", nargs="?", help="checkpoint path, or a manifest name (see --list)")
+    p.add_argument("--model", choices=PRETRAINED_MODELS, help="target network")
+    p.add_argument("--classes", type=int, default=1000, choices=(1000, 1001),
+                   help="1000 (drops slim's background class 0) or 1001 (keeps it)")  # fmt: skip
+    p.add_argument("--aux-logits", action="store_true",
+                   help="keep the aux head (TF-slim checkpoints only; 299x299 input)")  # fmt: skip
+    p.add_argument("--no-top", action="store_true", help="convert without the classifier")
+    p.add_argument("--format", choices=("slim", "timm", "keras"),
+                   help="source format (default: from the file)")  # fmt: skip
+    p.add_argument("--out", help="the .weights.h5 file to write")
+    p.add_argument("--keras", metavar="FILE", help="also save the whole model as a .keras file")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="fixed input size of the saved model (default 299)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="print the summary only")
+    p.add_argument("--list", action="store_true", help="list the manifest's pretrained entries")
+    return p
+
+
+def _list() -> int:
+    from . import entries
+
+    for name, e in entries().items():
+        acc = f"top-1 {e.top1}" if e.top1 else "top-1 n/a"
+        hash_ = e.hash or "no published hash"
+        print(f"{name:<42} {e.model:<20} {e.num_classes:>5} classes  {acc:<12} {e.license}  "
+              f"{hash_}\n    {e.url}")  # fmt: skip
+    return 0
+
+
+def main(argv=None) -> int:
+    from inception.cli import UsageError
+
+    args = _parser().parse_args(argv)
+    if args.list:
+        return _list()
+    if not args.source or not args.model or not args.out:
+        raise UsageError(
+            "convert needs SRC, --model and --out, e.g. `inception convert "
+            "inception_v4.ckpt --model inception_v4 --out v4.weights.h5` (or --list)."
+        )
+    if not args.out.endswith(".weights.h5"):
+        raise UsageError(f"--out must end with .weights.h5 (got {args.out!r}).")
+    if args.keras and not args.keras.endswith(".keras"):
+        raise UsageError(f"--keras must end with .keras (got {args.keras!r}).")
+    if args.aux_logits and args.no_top:
+        raise UsageError("--aux-logits needs the classifier: drop --no-top.")
+
+    import inception
+
+    from . import fetch, get_entry
+    from .convert import convert_into
+    from .sources import read_source
+
+    source, fmt = args.source, args.format
+    if not os.path.exists(source) and not os.path.exists(f"{source}.index") and ":" in source:
+        entry = get_entry(source)
+        if entry.model != args.model:
+            raise UsageError(f"{entry.name} is a {entry.model} checkpoint, not {args.model}.")
+        source, fmt = str(fetch(entry)), entry.format
+    checkpoint = read_source(source, fmt)  # fails fast, before the model is built
+    size = args.input_size or 299
+    model = inception.build(
+        args.model,
+        variant="slim",
+        include_top=not args.no_top,
+        classes=args.classes,
+        aux_logits=args.aux_logits,
+        input_shape=(size, size, 3) if (args.input_size or args.aux_logits) else None,
+        weights=None,
+    )
+    report = convert_into(model, args.model, checkpoint)
+    if not args.quiet:
+        print("\n".join(report.lines()))
+    print(report.summary())
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    model.save_weights(args.out)
+    print(f"wrote {args.out}")
+    if args.keras:
+        model.save(args.keras)
+        print(f"wrote {args.keras}")
+    return 0

@@ -1,0 +1,112 @@
+"""The weights manifest: one entry per published checkpoint, stored as data in
+``weights/manifest.json`` (source URL, archive member, published hash, license, classes, label
+offset, preprocessing, reported accuracy).
+
+The file is looked up at ``$INCEPTION_MANIFEST``, then beside this module (installed wheels),
+then in the repository's top-level ``weights/`` folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .sources import WeightsError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # "slim:inception_v4_2016_09_09"
+    model: str
+    format: str  # slim | timm | keras
+    url: str
+    file: str
+    member: str | None
+    hash: str | None  # "md5:..." or "sha256:..." as published; None if none is published
+    license: str
+    num_classes: int
+    label_offset: int
+    aux_logits: bool = False
+    include_top: bool = True
+    top1: float | None = None
+    top5: float | None = None
+    preprocessing: dict = field(default_factory=dict, compare=False)
+    homepage: str = ""
+    license_url: str = ""
+    hash_note: str = ""
+
+    @property
+    def hash_algorithm(self) -> str | None:
+        return self.hash.split(":", 1)[0] if self.hash else None
+
+    @property
+    def hash_value(self) -> str | None:
+        return self.hash.split(":", 1)[1] if self.hash else None
+
+
+def manifest_path() -> Path:
+    env = os.environ.get("INCEPTION_MANIFEST")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "manifest.json", here.parents[1] / "weights" / "manifest.json"):
+        if candidate.is_file():
+            return candidate
+    raise WeightsError(
+        "the weights manifest (weights/manifest.json) was not found; set INCEPTION_MANIFEST to "
+        "its path."
+    )
+
+
+@functools.cache
+def _load(path: str, mtime: float) -> dict:
+    with open(path) as f:
+        data = json.load(f)
+    fields = set(Entry.__dataclass_fields__)
+    entries = {}
+    for name, raw in data["entries"].items():
+        unknown = set(raw) - fields
+        if unknown:
+            raise WeightsError(f"{path}: entry {name!r} has unknown fields {sorted(unknown)}.")
+        entries[name] = Entry(name=name, **raw)
+    return {"entries": entries, "defaults": data.get("defaults", {}),
+            "no_checkpoint": data.get("no_checkpoint", {})}  # fmt: skip
+
+
+def load_manifest() -> dict:
+    path = manifest_path()
+    return _load(str(path), path.stat().st_mtime)
+
+
+def entries() -> dict[str, Entry]:
+    return load_manifest()["entries"]
+
+
+def get_entry(name: str) -> Entry:
+    try:
+        return entries()[name]
+    except KeyError:
+        raise WeightsError(
+            f"unknown pretrained weights {name!r}; known: {', '.join(sorted(entries()))}."
+        ) from None
+
+
+def resolve(model_name: str, weights: str) -> Entry:
+    """``"imagenet"`` -> the model's default entry; a manifest name -> that entry."""
+    data = load_manifest()
+    if weights == "imagenet":
+        if model_name in data["no_checkpoint"]:
+            raise WeightsError(data["no_checkpoint"][model_name])
+        if model_name not in data["defaults"]:
+            raise WeightsError(f"no pretrained ImageNet weights are listed for {model_name}.")
+        weights = data["defaults"][model_name]
+    entry = get_entry(weights)
+    if entry.model != model_name:
+        raise WeightsError(
+            f"weights {entry.name!r} are for {entry.model}, not {model_name}; entries for "
+            f"{model_name}: {', '.join(n for n, e in entries().items() if e.model == model_name)}."
+        )
+    return entry
