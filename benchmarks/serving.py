@@ -1,0 +1,267 @@
+"""Serving benchmark: ``inception serve`` over REST and gRPC at concurrency 1, 8 and 32, against
+the raw SavedModel's own batched throughput measured in the same run.
+
+    python benchmarks/serving.py                       # small default: Inception-ResNet-v1, 107 px
+    python benchmarks/serving.py --model inception_v4 --image-size 299 --seconds 20
+
+Each client sends one JPEG per request (``serving_default``: decoding and resizing included,
+in the raw measurement too). The raw baseline calls the same signature in-process with batches
+of 1 and 16. Every figure is the median of ``--repeats`` runs. Goals (issue 6): at concurrency 32
+the server reaches >= 90% of the raw batch-16 throughput; at concurrency 1 its p50 latency is
+<= 1.2x the raw batch-1 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def jpeg(size: int, seed: int) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+class RawModel:
+    """The exported ``serving_default`` called in-process: batch-1 latency, batch-16 rate."""
+
+    def __init__(self, path: str, images: list[bytes]):
+        import tensorflow as tf
+
+        self.fn = tf.saved_model.load(path).signatures["serving_default"]
+        self.one = tf.constant(images[:1])
+        self.sixteen = tf.constant((images * 16)[:16])
+        for batch in (self.one, self.sixteen):
+            self.fn(images=batch)  # warm up
+
+    def batch1_p50_ms(self, seconds: float) -> float:
+        lat = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(lat) < 5:
+            t = time.perf_counter()
+            self.fn(images=self.one)["probabilities"].numpy()
+            lat.append(time.perf_counter() - t)
+        return 1e3 * float(np.median(lat))
+
+    def batch16_img_s(self, seconds: float) -> float:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or count < 3:
+            self.fn(images=self.sixteen)["probabilities"].numpy()
+            count += 1
+        return 16 * count / (time.perf_counter() - start)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(base: str, rest: int, grpc_port: int, args) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "inception.cli",
+        "serve",
+        "--model-base-path",
+        base,
+        "--host",
+        "127.0.0.1",
+        "--rest-port",
+        str(rest),
+        "--grpc-port",
+        str(grpc_port),
+        "--max-batch-size",
+        str(args.max_batch_size),
+        "--num-batch-threads",
+        str(args.num_batch_threads),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{rest}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("inception serve exited during start-up") from None
+        time.sleep(0.5)
+    proc.kill()
+    raise TimeoutError("inception serve did not become ready in 300 s")
+
+
+def load(
+    api: str, name: str, rest: int, grpc_port: int, images, concurrency: int, seconds: float
+) -> dict:
+    """``concurrency`` closed-loop clients for ``seconds``: throughput and latency."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    bodies = [
+        json.dumps({"instances": [{"b64": base64.b64encode(d).decode()}]}).encode() for d in images
+    ]
+    protos = []
+    for d in images:
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = name
+        req.inputs["images"].CopyFrom(tf.make_tensor_proto([d], dtype=tf.string))
+        protos.append(req)
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    path = f"/v1/models/{name}:predict"
+    latencies, lock, stop = [], threading.Lock(), threading.Event()
+
+    def client(i):
+        n = 0
+        conn = http.client.HTTPConnection("127.0.0.1", rest, timeout=120)  # keep-alive
+        while not stop.is_set():
+            t = time.perf_counter()
+            if api == "rest":
+                conn.request(
+                    "POST",
+                    path,
+                    body=bodies[(i + n) % len(bodies)],
+                    headers={"Content-Type": "application/json"},
+                )
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 200, r.status
+            else:
+                stub.Predict(protos[(i + n) % len(protos)], timeout=120)
+            with lock:
+                latencies.append(time.perf_counter() - t)
+            n += 1
+        conn.close()
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(client, i) for i in range(concurrency)]
+        time.sleep(min(2.0, seconds / 4))  # warm up, then measure
+        with lock:
+            latencies.clear()
+        start = time.perf_counter()
+        time.sleep(seconds)
+        with lock:
+            done, lat = len(latencies), sorted(latencies)
+        elapsed = time.perf_counter() - start
+        stop.set()
+        for f in futures:
+            f.result()
+    channel.close()
+    return {
+        "img_s": done / elapsed,
+        "p50_ms": 1e3 * lat[len(lat) // 2] if lat else float("nan"),
+        "p99_ms": 1e3 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="inception_resnet_v1")
+    p.add_argument("--image-size", type=int, default=107)
+    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--apis", default="rest,grpc")
+    p.add_argument("--seconds", type=float, default=8.0, help="measured time per point")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-batch-size", type=int, default=16)
+    p.add_argument("--num-batch-threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+
+    import inception
+    from inception.serving.export import Member, export_saved_model
+
+    work = tempfile.mkdtemp(prefix="serving-bench-")
+    model = inception.build(
+        args.model, input_shape=(args.image_size,) * 2 + (3,), classes=args.classes
+    )
+    names = (
+        inception.class_names(args.classes)
+        if args.classes in (1000, 1001)
+        else [str(i) for i in range(args.classes)]
+    )
+    path = str(export_saved_model([Member(model, args.image_size)], work, "bench", 1, names))
+    del model
+    images = [jpeg(max(args.image_size, 160), seed) for seed in range(8)]
+
+    raw = RawModel(path, images)
+    rest, grpc_port = _free_port(), _free_port()
+    proc = start_server(os.path.join(work, "bench"), rest, grpc_port, args)
+    results, raw_b1, raw_b16 = [], [], []
+    try:
+        for api in args.apis.split(","):
+            for c in (int(x) for x in args.concurrency.split(",")):
+                runs = []
+                for _ in range(args.repeats):
+                    # The baseline is measured right before each point (the server idles
+                    # meanwhile), so both see the same machine load.
+                    b1 = raw.batch1_p50_ms(args.seconds / 3)
+                    b16 = raw.batch16_img_s(args.seconds / 3)
+                    raw_b1.append(b1)
+                    raw_b16.append(b16)
+                    r = load(api, "bench", rest, grpc_port, images, c, args.seconds)
+                    r.update(vs_raw_b16=r["img_s"] / b16, p50_vs_raw_b1=r["p50_ms"] / b1)
+                    runs.append(r)
+                row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                row.update(api=api, concurrency=c)
+                results.append(row)
+                print(
+                    f"{api:<4} c={c:<3} {row['img_s']:7.1f} img/s ({row['vs_raw_b16']:.0%} of "
+                    f"raw b16)  p50 {row['p50_ms']:7.1f} ms ({row['p50_vs_raw_b1']:.2f}x raw "
+                    f"b1)  p99 {row['p99_ms']:7.1f} ms",
+                    flush=True,
+                )
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    raw = {"batch1_p50_ms": statistics.median(raw_b1), "batch16_img_s": statistics.median(raw_b16)}
+    print(
+        f"raw SavedModel ({args.model}, {args.image_size} px), median over the run: batch-1 "
+        f"p50 {raw['batch1_p50_ms']:.1f} ms, batch-16 {raw['batch16_img_s']:.1f} img/s"
+    )
+    print(
+        "\n| API | concurrency | img/s | vs raw batch-16 | p50 ms | p50 vs raw batch-1 | p99 ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['api']} | {r['concurrency']} | {r['img_s']:.1f} | {r['vs_raw_b16']:.0%} | "
+            f"{r['p50_ms']:.1f} | {r['p50_vs_raw_b1']:.2f}x | {r['p99_ms']:.1f} |"
+        )
+    goal32 = [r["vs_raw_b16"] >= 0.9 for r in results if r["concurrency"] == 32]
+    goal1 = [r["p50_vs_raw_b1"] <= 1.2 for r in results if r["concurrency"] == 1]
+    print(
+        f"\ngoal c=32 >= 90% of raw batch-16: {'met' if all(goal32) else 'NOT met'}; "
+        f"goal c=1 p50 <= 1.2x raw batch-1: {'met' if all(goal1) else 'NOT met'}"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"raw": raw, "results": results, "args": vars(args)}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
