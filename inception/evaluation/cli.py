@@ -1,0 +1,92 @@
+"""``inception eval``: top-1 / top-5 accuracy, multi-crop, per model and for the ensemble."""
+
+from __future__ import annotations
+
+import argparse
+
+from .crops import SCHEMES
+
+EXAMPLES = """examples:
+  inception eval --model inception_v4 --data imagenet2012 --crops 144
+  inception eval --model inception_v4,inception_resnet_v2 --data ~/val \
+      --labels-file synsets.txt
+  inception eval --model inception_resnet_v1 --weights none --data tfds:imagenette --limit 100
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="inception eval",
+        description="Top-1/top-5 accuracy of one model or an ensemble (probabilities averaged "
+        "over crops, then over models).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="model name, or NAME,NAME,... for an ensemble")
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="one for all models or one per model (comma-separated): 'imagenet' (default: each "
+        "model's pretrained entry), a manifest entry, 'none' (random init), a .weights.h5 or "
+        ".keras path",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="imagenet2012, tfds:NAME, or an image folder (one sub-folder per class)",
+    )
+    p.add_argument("--split", default="validation", help="data split (default validation)")
+    p.add_argument(
+        "--crops", type=int, default=1, choices=SCHEMES, help="crops per image (default 1)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="images per step (default 32 // crops)"
+    )
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument(
+        "--json", dest="json_path", default=None, help="also write the results to this JSON file"
+    )
+    p.add_argument("--data-dir", default=None, help="tfds data directory")
+    p.add_argument(
+        "--labels-file",
+        default=None,
+        help="image folders: class names in label order, one per line",
+    )
+    p.add_argument("--ensemble-weights", default=None, help="comma-separated weight per model")
+    p.add_argument(
+        "--image-size", type=int, default=None, help="crop size (default: the models' input)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None) -> int:
+    from .evaluator import evaluate, format_table
+
+    args = parser().parse_args(argv)
+    weights = None
+    if args.ensemble_weights:
+        try:
+            weights = [float(w) for w in args.ensemble_weights.split(",")]
+        except ValueError:
+            got = args.ensemble_weights
+            raise ValueError(
+                f"--ensemble-weights must be comma-separated numbers; got {got!r}."
+            ) from None
+    result = evaluate(
+        args.model,
+        args.data,
+        weights=args.weights,
+        split=args.split,
+        crops=args.crops,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        ensemble_weights=weights,
+        data_dir=args.data_dir,
+        labels_file=args.labels_file,
+        image_size=args.image_size,
+        json_path=args.json_path,
+        progress=False if args.no_progress else None,
+    )
+    print(format_table(result))
+    return 0

@@ -1,0 +1,54 @@
+"""Demo step for ``make demo``: evaluate the small model the training demo produced.
+
+``run(workdir, trained)`` evaluates the saved ``.keras`` model with 1 crop, then with 12 crops
+together with the model rebuilt from its ``.weights.h5`` as a two-member ensemble (the two must
+agree), and predicts two images with that ``Ensemble``, printing short tables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEMO_LIMIT = 64  # images per evaluation: the demo stays short on a laptop CPU
+
+
+def _images(folder, count):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        found += [os.path.join(dirpath, f) for f in sorted(filenames)]
+        if len(found) >= count:
+            break
+    return found[:count]
+
+
+def run(workdir, trained: dict) -> dict:
+    """``trained``: data_dir, model, image_size, num_classes, class_names, weights, keras_model."""
+    import keras
+
+    del workdir  # nothing is written: the evaluation only reads the trained model and data
+    from .ensemble import Ensemble
+    from .evaluator import evaluate, format_table, load_model
+    from .predict import predict
+
+    size = int(trained["image_size"])
+    saved = keras.saving.load_model(trained["keras_model"])
+    rebuilt = load_model(trained["model"], trained["weights"], image_size=size)
+    saved.name, rebuilt.name = "saved", "rebuilt"
+    common = dict(data=str(trained["data_dir"]), limit=DEMO_LIMIT, batch_size=4, progress=False)
+    results = {"1_crop": evaluate(saved, crops=1, **common)}
+    print(format_table(results["1_crop"]), end="\n\n")
+    results["12_crops"] = evaluate([saved, rebuilt], crops=12, **common)
+    print(format_table(results["12_crops"]), end="\n\n")
+
+    ensemble = Ensemble([saved, rebuilt], input_shape=(size, size, 3))
+    images = _images(trained["data_dir"], 2)
+    predictions = predict(
+        images, None, predictor=ensemble, top=3, class_names=list(trained["class_names"])
+    )
+    for p in predictions:
+        best = ", ".join(f"{x['class']} {100 * x['probability']:.1f}%" for x in p["predictions"])
+        print(f"{Path(p['input']).name}: {best}")
+    results["predictions"] = predictions
+    return results

@@ -1,0 +1,255 @@
+"""``inception predict``: class names with probabilities for images, folders or URLs.
+
+A folder is walked (recursively, sorted); a file that is not a readable image (or a URL that
+cannot be fetched) is reported and skipped, and the rest are still predicted. Each image is
+cropped as in evaluation (1 crop by default) and the probabilities averaged over its crops and
+over the models of an ensemble (``Ensemble``: label spaces aligned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+
+import numpy as np
+
+from .crops import SCHEMES
+
+URL_PREFIXES = ("http://", "https://")
+URL_TIMEOUT_S = 30
+
+
+@dataclass
+class Item:
+    """One input: where it came from and its encoded bytes (``None`` with ``error`` set)."""
+
+    name: str
+    data: bytes | None = None
+    error: str | None = None
+
+
+def _read_url(url: str) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": "inception-predict"})
+    with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:
+        return response.read()
+
+
+def collect_inputs(inputs) -> list[Item]:
+    """Files, folders (walked) and URLs -> ``Item``s with their bytes, in the order given."""
+    items = []
+    for entry in inputs:
+        entry = os.fspath(entry)
+        if entry.startswith(URL_PREFIXES):
+            try:
+                items.append(Item(entry, _read_url(entry)))
+            except Exception as exc:  # noqa: BLE001  (any network failure is reported per URL)
+                items.append(Item(entry, error=f"cannot fetch URL: {exc}"))
+        elif os.path.isdir(entry):
+            found = []
+            for dirpath, dirnames, filenames in os.walk(entry):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                found += [
+                    os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith(".")
+                ]
+            if not found:
+                items.append(Item(entry, error="folder holds no files"))
+            items += [Item(p, _read_bytes(p)) for p in found]
+        elif os.path.isfile(entry):
+            items.append(Item(entry, _read_bytes(entry)))
+        else:
+            items.append(Item(entry, error="no such file, folder or URL"))
+    return items
+
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _decode(data: bytes):
+    import tensorflow as tf
+
+    try:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        return None
+    return image if image.shape[0] and image.shape[1] else None
+
+
+def read_labels(path) -> list[str]:
+    """One class name per line (first token only, blank lines and ``#`` comments skipped)."""
+    names = []
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(line)
+    if not names:
+        raise ValueError(f"labels file {path!r} lists no classes.")
+    return names
+
+
+def label_names(num_classes: int, class_names=None) -> list[str]:
+    from inception.preprocessing import class_names as imagenet_names
+
+    if class_names is not None:
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"{len(class_names)} class names given for a model with {num_classes} classes."
+            )
+        return list(class_names)
+    if num_classes in (1000, 1001):
+        return imagenet_names(num_classes)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _check_model_names(models):
+    """Unknown model names fail before any input is read."""
+    import keras
+
+    from inception import get_model_config
+
+    from .evaluator import split_list
+
+    for entry in split_list(models):
+        if not isinstance(entry, keras.Model):
+            get_model_config(entry)
+
+
+def build_predictor(models, weights="imagenet", *, num_classes=None, image_size=None):
+    """An ``Ensemble`` (also for a single model) from names, paths or Keras models."""
+    from .ensemble import Ensemble, member_num_classes
+    from .evaluator import load_model, per_member, split_list
+
+    entries = split_list(models)
+    if not entries:
+        raise ValueError("no model given; use --model NAME (or --ensemble NAME,NAME).")
+    member_weights = per_member(weights, len(entries), "--weights", "imagenet")
+    built = [
+        load_model(e, w, num_classes=num_classes, image_size=image_size)
+        for e, w in zip(entries, member_weights)
+    ]
+    if len(built) == 1 and isinstance(built[0], Ensemble):
+        return built[0]
+    shape = (image_size, image_size, 3) if image_size else None
+    # A lone slim head (1001 classes) is shown over ImageNet's 1000: background dropped.
+    classes = 1000 if [member_num_classes(m) for m in built] == [1001] else None
+    return Ensemble(built, input_shape=shape, num_classes=classes, name="predictor")
+
+
+def predict(
+    inputs,
+    models,
+    *,
+    weights="imagenet",
+    top: int = 5,
+    crops: int = 1,
+    class_names=None,
+    num_classes=None,
+    image_size=None,
+    batch_size: int = 8,
+    predictor=None,
+) -> list[dict]:
+    """Top-``top`` classes per input: ``[{"input", "predictions": [{"label", "class",
+    "probability"}]} | {"input", "error"}]`` in input order."""
+    from . import crops as crop_lib
+    from .evaluator import GRAPH_MIN_STEPS
+
+    crop_lib.check_scheme(crops)
+    if top < 1:
+        raise ValueError(f"--top must be at least 1; got {top}.")
+    if predictor is None:
+        _check_model_names(models)
+    items = collect_inputs(inputs)
+    if not items:
+        raise ValueError("no input given; name image files, folders or URLs.")
+    results, decoded = [], []
+    for item in items:
+        image = _decode(item.data) if item.data is not None else None
+        if image is None:
+            results.append({"input": item.name, "error": item.error or "not a readable image"})
+        else:
+            results.append({"input": item.name})
+            decoded.append((len(results) - 1, image))
+    if not decoded:
+        reasons = "; ".join(f"{r['input']}: {r['error']}" for r in results[:3])
+        raise ValueError(f"none of the inputs is a readable image; nothing predicted ({reasons}).")
+    predictor = predictor or build_predictor(
+        models, weights, num_classes=num_classes, image_size=image_size
+    )
+    size = predictor.image_size[0] or 299
+    names = label_names(predictor.num_classes, class_names)
+    pending = [(i, crop_lib.extract_crops(image, crops, size).numpy()) for i, image in decoded]
+    # Few batches: eager calls cost less than compiling Keras' predict function.
+    many = len(pending) > GRAPH_MIN_STEPS * batch_size
+    for start in range(0, len(pending), batch_size):
+        chunk = pending[start : start + batch_size]
+        batch = np.concatenate([c for _, c in chunk])
+        out = predictor.predict_on_batch(batch) if many else predictor(batch, training=False)
+        probs = np.asarray(out).reshape(len(chunk), -1, len(names))
+        for (index, _), p in zip(chunk, probs.mean(axis=1)):
+            best = np.argsort(-p, kind="stable")[:top]
+            results[index]["predictions"] = [
+                {"label": int(i), "class": names[i], "probability": float(p[i])} for i in best
+            ]
+    return results
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="inception predict",
+        description="Classify images, folders (walked) or http(s) URLs; unreadable files are "
+        "reported and skipped.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL_OR_DIR")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--model", help="model name (NAME,NAME,... averages an ensemble)")
+    group.add_argument("--ensemble", help="comma-separated model names, probabilities averaged")
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="one for all models or one per model: 'imagenet' (default), a manifest entry, "
+        "'none', a .weights.h5 or .keras path",
+    )
+    p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--crops", type=int, default=1, choices=SCHEMES, help="crops per image")
+    p.add_argument("--labels-file", default=None, help="class names, one per line, in label order")
+    p.add_argument(
+        "--classes", type=int, default=None, help="classes of a randomly initialised model"
+    )
+    p.add_argument("--image-size", type=int, default=None, help="input size (default the model's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    class_names = read_labels(args.labels_file) if args.labels_file else None
+    num_classes = args.classes or (len(class_names) if class_names else None)
+    results = predict(
+        args.inputs,
+        args.model or args.ensemble,
+        weights=args.weights,
+        top=args.top,
+        crops=args.crops,
+        class_names=class_names,
+        num_classes=num_classes,
+        image_size=args.image_size,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                continue
+            print(r["input"])
+            for k, pred in enumerate(r["predictions"], 1):
+                print(f"  {k}. {100 * pred['probability']:6.2f}%  {pred['class']}")
+    for r in results:
+        if "error" in r:
+            print(f"inception predict: skipped {r['input']}: {r['error']}", file=sys.stderr)
+    return 0
