@@ -36,5 +36,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# each benchmark prints a markdown table; see README.md and docs/ for the recorded numbers
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/input_pipeline.py
+	$(PY) benchmarks/evaluation.py --model inception_resnet_v1 --size 75 --classes 5 --repeats 1
+	$(PY) benchmarks/serving.py

@@ -2,9 +2,10 @@
 
     python benchmarks/inference.py [--runs 5] [--batch-sizes 1 16] [--json out.json]
 
-Each model runs inside one ``tf.function`` (graph mode, no XLA), random weights, float32. After a
-warm-up call, each configuration is timed ``--runs`` times; the table shows the median images/s and
-the ratio to ``keras.applications.InceptionResNetV2`` measured in the same run.
+Each model runs inside one ``tf.function`` (graph mode, no XLA), random weights, float32. All
+models are built and warmed up first; then each of ``--runs`` rounds times every model in turn
+(interleaved, so a change in machine load hits all of them alike). The table shows the median
+images/s and the median over rounds of the ratio to ``keras.applications.InceptionResNetV2``.
 """
 
 from __future__ import annotations
@@ -26,53 +27,62 @@ import inception  # noqa: E402
 BASELINE = "keras.applications.InceptionResNetV2"
 
 
-def candidates():
-    yield BASELINE, lambda: keras.applications.InceptionResNetV2(weights=None)
+def build_all():
+    models = {BASELINE: keras.applications.InceptionResNetV2(weights=None)}
     for name in inception.list_models():
-        yield f"inception.{name}", lambda name=name: inception.build(name)
+        models[f"inception.{name}"] = inception.build(name)
+    return models
 
 
-def time_model(model, batch, runs, min_seconds=2.0):
-    fn = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (batch, 299, 299, 3)), tf.float32)
-    fn(x).numpy()  # trace + warm-up
-    rates = []
-    for _ in range(runs):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn(x).numpy()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds / 4 or calls >= 50:
-                break
-        rates.append(calls * batch / elapsed)
-    return statistics.median(rates)
+def timed(fn, x, batch, min_seconds):
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn(x).numpy()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return calls * batch / elapsed
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="per model and round")
     parser.add_argument("--json", help="also write the results as JSON here")
     args = parser.parse_args()
 
-    results = {}
-    for label, build in candidates():
-        model = build()
-        results[label] = {b: time_model(model, b, args.runs) for b in args.batch_sizes}
-        print(f"{label}: " + ", ".join(f"b{b} {r:.2f} img/s" for b, r in results[label].items()))
-        del model
-        keras.backend.clear_session()
+    models = build_all()
+    fns = {label: tf.function(lambda x, m=m: m(x, training=False)) for label, m in models.items()}
+    rng = np.random.default_rng(0)
+    rates = {label: {b: [] for b in args.batch_sizes} for label in models}
+    for batch in args.batch_sizes:
+        x = tf.constant(rng.uniform(-1, 1, (batch, 299, 299, 3)), tf.float32)
+        for fn in fns.values():
+            fn(x).numpy()  # trace + warm-up
+        for _ in range(args.runs):
+            for label, fn in fns.items():
+                rates[label][batch].append(timed(fn, x, batch, args.min_seconds))
+        medians = {label: statistics.median(r[batch]) for label, r in rates.items()}
+        print(f"batch {batch}: " + ", ".join(f"{k} {v:.2f}" for k, v in medians.items()))
 
+    base = rates[BASELINE]
     cols = "".join(f" batch {b} img/s | vs keras |" for b in args.batch_sizes)
     print(f"\n| model |{cols}\n|---|" + "---:|---:|" * len(args.batch_sizes))
-    for label, rates in results.items():
-        cells = "".join(f" {r:.2f} | {r / results[BASELINE][b]:.2f}x |" for b, r in rates.items())
+    summary = {}
+    for label, per_batch in rates.items():
+        summary[label] = {}
+        cells = ""
+        for b, values in per_batch.items():
+            ratio = statistics.median(v / w for v, w in zip(values, base[b]))
+            summary[label][b] = {"images_per_s": statistics.median(values), "vs_keras": ratio}
+            cells += f" {statistics.median(values):.2f} | {ratio:.2f}x |"
         print(f"| {label} |{cells}")
-    print(f"\n(median of {args.runs} runs, {os.cpu_count()} CPU cores, TF {tf.__version__})")
+    rounds = f"median of {args.runs} interleaved rounds"
+    print(f"\n({rounds}, {os.cpu_count()} CPU cores, TF {tf.__version__})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"runs": args.runs, "results": results}, f, indent=1)
+            json.dump({"runs": args.runs, "results": summary}, f, indent=1)
 
 
 if __name__ == "__main__":
