@@ -22,6 +22,7 @@ def keras_reference(tmp_path_factory):
     """keras.applications.InceptionResNetV2 with random weights and BN statistics, saved as a
     legacy .h5 file; returns (path, model, inputs, logits)."""
     rng = np.random.default_rng(0)
+    keras.backend.clear_session()  # auto names from conv2d, as in a file written by a fresh session
     ref = keras.applications.InceptionResNetV2(
         weights=None, input_shape=SIZE, classes=1000, classifier_activation=None
     )
