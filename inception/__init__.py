@@ -5,16 +5,23 @@ Residual Connections on Learning". arXiv:1602.07261.
 """
 
 from .models import (
+    ConvBN,
     InceptionResNetV1,
     InceptionResNetV2,
     InceptionV4,
     ModelConfig,
+    ModelInfo,
     ResidualScale,
     build,
     get_model_config,
     list_models,
+    load_model,
+    model_info,
+    save_model,
+    set_model_info,
 )
-from .preprocessing import class_names, decode_predictions, preprocess_input
+from .models.ensemble import Ensemble
+from .preprocessing import Preprocessing, class_names, decode_predictions, preprocess_input
 
 __version__ = "0.1.0"
 
@@ -22,8 +29,16 @@ __all__ = [
     "InceptionV4",
     "InceptionResNetV1",
     "InceptionResNetV2",
+    "Ensemble",
+    "ConvBN",
     "ResidualScale",
     "ModelConfig",
+    "ModelInfo",
+    "Preprocessing",
+    "model_info",
+    "set_model_info",
+    "save_model",
+    "load_model",
     "build",
     "get_model_config",
     "list_models",
@@ -35,7 +50,6 @@ __all__ = [
 _LAZY = {
     "train": ("inception.training", "train"),
     "evaluate": ("inception.evaluation", "evaluate"),
-    "Ensemble": ("inception.evaluation", "Ensemble"),
 }
 
 

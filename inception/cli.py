@@ -7,6 +7,8 @@ import importlib
 import os
 import sys
 
+from .errors import UsageError
+
 COMMANDS = {
     "models": ("inception.commands.models", "list the registered models (params, input, accuracy)"),
     "convert": ("inception.weights.cli", "convert a TF-slim / timm / Keras checkpoint"),
@@ -16,10 +18,6 @@ COMMANDS = {
     "export": ("inception.serving.export", "export SavedModels for TensorFlow Serving"),
     "serve": ("inception.serving.server", "serve exported models over REST and gRPC"),
 }
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one clear message, without a traceback."""
 
 
 def _usage() -> str:

@@ -77,7 +77,7 @@ def model_table(paths) -> None:
     for name in inception.list_models():
         config = inception.get_model_config(name)
         model = inception.build(name)
-        x = tf.constant(load_batch(paths, config.input_size, config.crop_fraction))
+        x = tf.constant(load_batch(paths, config.input_size, config.preprocessing.crop_fraction))
         fn = tf.function(lambda x, model=model: model(x, training=False))
         fn(x)
         start = time.perf_counter()

@@ -11,8 +11,8 @@ import tensorflow as tf
 from ilsvrc import imagenet2012_manual, imagenet_synsets, synthetic_jpeg  # noqa: F401
 from PIL import Image
 
-from inception.cli import UsageError
 from inception.data import load_source
+from inception.errors import UsageError
 
 
 def write_folder(root, classes=("cat", "dog", "eel"), per_class=3, seed=0):

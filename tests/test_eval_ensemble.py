@@ -42,7 +42,8 @@ def test_1001_and_1000_class_members_that_agree_give_the_same_ranking(heads):
     p1000 = Ensemble([m1000]).predict(images, verbose=0)
     p1001 = Ensemble([m1001], num_classes=1000).predict(images, verbose=0)
     both = Ensemble([m1001, m1000])
-    assert both.num_classes == 1000 and both.label_offsets == [1, 0]
+    assert both.num_classes == 1000
+    assert both.label_indices == [list(range(1, 1001)), list(range(1000))]
     pboth = both.predict(images, verbose=0)
     assert pboth.shape == (4, 1000)
     np.testing.assert_allclose(p1001, p1000, rtol=1e-4, atol=1e-7)
@@ -76,13 +77,14 @@ def test_saved_ensemble_loads_and_predicts_the_same(tmp_path):
     a = linear_model(np.eye(3, 4), np.ones(4), 75, name="head1000")
     b = linear_model(np.ones((3, 5)), np.arange(5.0), 91, activation=None, name="head1001")
     ens = Ensemble([a, b], weights=[2, 1])  # 4 common classes: b drops its first column
-    assert ens.label_offsets == [0, 1] and ens.image_size == (91, 91)
+    assert ens.label_indices == [[0, 1, 2, 3], [1, 2, 3, 4]] and ens.image_size == (91, 91)
     images = np.random.default_rng(2).uniform(0, 255, (2, 91, 91, 3)).astype(np.float32)
     before = ens.predict(images, verbose=0)
     ens.save(tmp_path / "ensemble.keras")
     loaded = keras.saving.load_model(tmp_path / "ensemble.keras")
     assert isinstance(loaded, Ensemble)
-    assert loaded.member_weights == pytest.approx([2 / 3, 1 / 3]) and loaded.label_offsets == [0, 1]
+    assert loaded.member_weights == pytest.approx([2 / 3, 1 / 3])
+    assert loaded.label_indices == [[0, 1, 2, 3], [1, 2, 3, 4]]
     np.testing.assert_allclose(loaded.predict(images, verbose=0), before, rtol=1e-5, atol=1e-6)
 
 

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import inception
+from inception.models import networks
+from inception.models.layers import residual_scales
 from inception.models.summary import count_macs
 
 
@@ -58,8 +60,7 @@ def test_inception_resnet_v1_paper_widths():
     }
     for name, channels in stages.items():
         assert model.get_layer(name).output.shape[-1] == channels, name
-    residual = [layer for layer in model.layers if isinstance(layer, inception.ResidualScale)]
-    assert len(residual) == 5 + 10 + 5
+    assert len(residual_scales(model)) == 5 + 10 + 5
     # BN only on the non-residual layers: nothing normalises a sum
     bn_inputs = {layer.input.name for layer in model.layers if "BatchNorm" in layer.name}
     assert not any(".ScaleSum" in n or ".Relu" in n for n in bn_inputs)
@@ -70,10 +71,9 @@ def test_inception_resnet_v2_paper_and_slim():
     assert paper.get_layer("Mixed_5a.Concat").output.shape[-1] == 384  # the v4 stem
     assert paper.get_layer("Mixed_6a.Concat").output.shape[-1] == 1152  # 256, 256, 384, 384
     assert paper.output.shape[-1] == 2144  # Reduction-B: 1152 + 384 + 288 + 320
-    assert len([n for n in paper.layers if isinstance(n, inception.ResidualScale)]) == 20
+    assert len(residual_scales(paper)) == 20
     slim = inception.InceptionResNetV2(weights=None, include_top=False, input_shape=(299, 299, 3))
-    scales = [layer.scale for layer in slim.layers if isinstance(layer, inception.ResidualScale)]
-    assert scales == [0.17] * 10 + [0.10] * 20 + [0.20] * 9 + [1.0]
+    assert residual_scales(slim) == [0.17] * 10 + [0.10] * 20 + [0.20] * 9 + [1.0]
     assert slim.get_layer("Conv2d_7b_1x1").kernel.shape[-1] == 1536
     assert slim.output.shape[1:] == (8, 8, 1536)
     # the tenth block8 is linear: its sum feeds Conv2d_7b_1x1 directly
@@ -118,8 +118,7 @@ def test_residual_scale_override_and_bad_options():
     model = inception.build(
         "inception_resnet_v1", residual_scale=(0.3, 0.2, 0.1), input_shape=(75, 75, 3)
     )
-    scales = {layer.scale for layer in model.layers if isinstance(layer, inception.ResidualScale)}
-    assert scales == {0.3, 0.2, 0.1}
+    assert set(residual_scales(model)) == {0.3, 0.2, 0.1}
     with pytest.raises(ValueError, match="no residual"):
         inception.build("inception_v4", residual_scale=0.1)
     with pytest.raises(ValueError, match="variant"):
@@ -144,3 +143,57 @@ def test_layer_names_are_deterministic():
     b = inception.build("inception_resnet_v1", input_shape=(75, 75, 3), classes=3)
     assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers]
     assert "block17_3.Branch_1.Conv2d_0b_1x7.BatchNorm" in {layer.name for layer in a.layers}
+
+
+STRIDED = {  # end points at strides 4, 8, 16, 32 and their channels
+    ("inception_v4", "slim"): (192, 384, 1024, 1536),
+    ("inception_v4", "paper"): (192, 384, 1024, 1536),
+    ("inception_resnet_v1", "paper"): (192, 256, 896, 1792),
+    ("inception_resnet_v2", "slim"): (192, 320, 1088, 1536),
+    ("inception_resnet_v2", "paper"): (192, 384, 1152, 2144),
+}
+
+
+@pytest.mark.parametrize("name,variant", sorted(STRIDED))
+def test_features_only_returns_the_strided_end_points(name, variant, tmp_path):
+    model = inception.build(name, variant=variant, features_only=True)
+    assert list(model.output) == list(networks.ARCHS[(name, variant)].features)
+    outs = model(np.zeros((1, 299, 299, 3), "float32"))
+    grids = [(71, 71), (35, 35), (17, 17), (8, 8)]  # 299 / 4, 8, 16, 32 with valid reductions
+    for key, grid, channels in zip(model.output, grids, STRIDED[(name, variant)]):
+        assert tuple(outs[key].shape) == (1, *grid, channels), key
+    if (name, variant) == ("inception_resnet_v1", "paper"):  # saveable, plain Keras
+        path = tmp_path / "backbone.keras"
+        model.save(path)
+        again = keras.saving.load_model(path)
+        x = np.random.default_rng(0).uniform(-1, 1, (1, 96, 80, 3)).astype("float32")
+        a, b = model(x), again(x)
+        assert set(a) == set(b)
+        for key in a:
+            np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in networks.ARCHS}))
+def test_builder_surface(name):
+    """The keras.applications surface, the same for all three networks."""
+    images = keras.Input((107, 107, 3))
+    model = inception.build(name, input_tensor=images, classes=6, classifier_activation=None)
+    assert model.inputs[0] is images and model.output.shape == (None, 6)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 107, 107, 3)).astype("float32")
+    logits = np.asarray(model(x))
+    assert not np.allclose(logits.sum(axis=1), 1.0)  # logits, not probabilities
+    both = inception.build(name, input_shape=(107, 107, 3), classes=6, aux_logits=True)
+    main, aux = both(x)
+    assert main.shape == aux.shape == (2, 6)
+    np.testing.assert_allclose(np.asarray(aux).sum(axis=1), 1.0, rtol=1e-5)
+    unit = inception.ConvBN(momentum=0.9, epsilon=0.01, synchronized=True, l2=1e-4)
+    tuned = inception.build(name, input_shape=(75, 75, 3), classes=6, conv_bn=unit)
+    bns = [ly for ly in tuned.layers if isinstance(ly, keras.layers.BatchNormalization)]
+    assert bns and all((b.momentum, b.epsilon, b.synchronized) == (0.9, 0.01, True) for b in bns)
+    assert len(tuned.losses) == sum(
+        1 for ly in tuned.layers if isinstance(ly, (keras.layers.Conv2D, keras.layers.Dense))
+    )
+    info = inception.model_info(tuned)
+    assert (info.model, info.image_size, info.class_names) == (name, 75, None)
+    with pytest.raises(ValueError, match="inception.ConvBN"):
+        inception.build(name, conv_bn={"momentum": 0.9})

@@ -14,8 +14,8 @@ from ilsvrc import imagenet2012_manual  # noqa: F401
 from test_data_sources import write_folder
 
 import inception
-from inception.cli import UsageError
 from inception.cli import main as cli_main
+from inception.errors import UsageError
 from inception.training import load_recipe, recipe_names
 from inception.training.loop import TrainingDivergedError, _resolve
 from inception.training.strategy import make_strategy, precision_policy

@@ -27,7 +27,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import inception
-from inception.cli import UsageError
+from inception.errors import UsageError
 data, out = sys.argv[1], sys.argv[2]
 recipe = {"base": "paper", "dropout_rate": 0.0, "sync_batch_norm": True}
 kw = dict(image_size=75, steps=2, seed=1, deterministic=True, recipe=recipe, eval_split=None,

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from inception.cli import UsageError
+from inception.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ def __getattr__(name):
 
         return evaluate
     if name == "Ensemble":
-        from .ensemble import Ensemble
+        from ..models.ensemble import Ensemble
 
         return Ensemble
     raise AttributeError(f"module 'inception.evaluation' has no attribute {name!r}")

@@ -28,7 +28,7 @@ def run(workdir, trained: dict) -> dict:
     import keras
 
     del workdir  # nothing is written: the evaluation only reads the trained model and data
-    from .ensemble import Ensemble
+    from ..models.ensemble import Ensemble
     from .evaluator import evaluate, format_table, load_model
     from .predict import predict
 

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..models.ensemble import Ensemble, member_image_size, member_num_classes
 from . import crops as crop_lib
-from .ensemble import Ensemble, member_image_size, member_num_classes
 from .metrics import TopK
 
 DEFAULT_WEIGHTS = "imagenet"
@@ -243,7 +243,8 @@ def evaluate(
     size = _image_size(built, image_size)
     if crop_fraction is None:
         first = next((e for e in entries if not isinstance(e, keras.Model)), None)
-        crop_fraction = inception.get_model_config(first).crop_fraction if first else 0.875
+        config = inception.get_model_config(first) if first else None
+        crop_fraction = config.preprocessing.crop_fraction if config else 0.875
     branches = _aligned(built, names, num_classes, size)
 
     total = source.num_examples if limit is None else min(int(limit), source.num_examples)

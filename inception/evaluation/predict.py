@@ -122,7 +122,7 @@ def _check_model_names(models):
 
 def build_predictor(models, weights="imagenet", *, num_classes=None, image_size=None):
     """An ``Ensemble`` (also for a single model) from names, paths or Keras models."""
-    from .ensemble import Ensemble, member_num_classes
+    from ..models.ensemble import Ensemble, member_num_classes
     from .evaluator import load_model, per_member, split_list
 
     entries = split_list(models)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from . import networks
-from .registry import register_model
+from .info import ModelInfo, set_model_info
+from .registry import get_model_config, register_model
 
 _COMMON_DOC = """
     Args:
@@ -25,110 +26,81 @@ _COMMON_DOC = """
         aux_logits: add the auxiliary classifier on the 17x17 grid; the model then returns
             ``[logits, aux_logits]``.
         dropout_rate: dropout before the classifier (the paper's keep probability 0.8).
+        features_only: return a backbone whose outputs are a dict of the feature maps at output
+            strides 4, 8, 16 and 32, keyed by their TF-slim end point names
+            (``networks.ARCHS[...].features``); ``include_top``, ``pooling`` and ``classes`` are
+            then ignored.
+        conv_bn: an ``inception.ConvBN`` (batch-norm momentum, epsilon, synchronised BN, kernel
+            L2); default: TF-slim's settings.
         name: model name.
 
-    Inputs are RGB scaled to [-1, 1] (``inception.preprocess_input``).
+    Inputs are RGB scaled to [-1, 1] (``inception.preprocess_input``). The built model carries
+    its ``inception.ModelInfo`` (class names, preprocessing, weights' provenance).
 """
 
 
-def _check_variant(model, variant, allowed):
-    if variant not in allowed:
-        raise ValueError(
-            f"{model} has no variant {variant!r}; choose one of {', '.join(map(repr, allowed))}."
-        )
-
-
-def _finish(model, model_name, weights, **kw):
+def _build(
+    model_name, *, variant, weights, include_top, input_tensor, input_shape, pooling, classes,
+    classifier_activation, residual_scale, aux_logits, dropout_rate, features_only, conv_bn, name,
+):  # fmt: skip
+    arch = networks.get_arch(model_name, variant)
+    model = networks.build_network(
+        model_name, arch, include_top=include_top, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, aux_logits=aux_logits,
+        dropout_rate=dropout_rate, features_only=features_only, residual_scale=residual_scale,
+        conv_bn=conv_bn, model_name=name,
+    )  # fmt: skip
+    config = get_model_config(model_name)
+    shape = model.inputs[0].shape
+    size = int(shape[1]) if shape[1] is not None else config.input_size
+    set_model_info(
+        model,
+        ModelInfo(model_name, variant, preprocessing=config.preprocessing.replace(input_size=size)),
+    )
     if weights is not None:
         from ..weights import load_weights
 
-        load_weights(model, model_name, weights, **kw)
+        top = include_top and not features_only
+        load_weights(model, model_name, weights, variant=variant, include_top=top,
+                     classes=classes, aux_logits=aux_logits and top)  # fmt: skip
     return model
 
 
 @register_model("inception_v4")
 def InceptionV4(
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    *,
-    variant="slim",
-    residual_scale=None,
-    aux_logits=False,
-    dropout_rate=0.2,
-    name=None,
-):
+    include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
+    classes=1000, classifier_activation="softmax", *, variant="slim", residual_scale=None,
+    aux_logits=False, dropout_rate=0.2, features_only=False, conv_bn=None, name=None,
+):  # fmt: skip
     """Inception-v4 (Szegedy et al., 2016, Fig. 9): 42.7 M parameters, 299x299 input.
 
     The ``slim`` and ``paper`` variants have the same widths and parameter count; they differ in
     the order of the factorised 1x7/7x1 and 1x3/3x1 convolutions (see ``inception.models.blocks``).
     """
-    _check_variant("inception_v4", variant, ("slim", "paper"))
-    model = networks.build_network(
-        "inception_v4",
-        lambda x: networks.inception_v4_features(x, variant, residual_scale),
-        include_top=include_top, input_tensor=input_tensor, input_shape=input_shape,
-        pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-        aux_logits=aux_logits, dropout_rate=dropout_rate, model_name=name,
-    )  # fmt: skip
-    return _finish(model, "inception_v4", weights, variant=variant, include_top=include_top,
-                   classes=classes, aux_logits=aux_logits)  # fmt: skip
+    return _build("inception_v4", **locals())
 
 
 @register_model("inception_resnet_v1")
 def InceptionResNetV1(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    *,
-    variant="paper",
-    residual_scale=None,
-    aux_logits=False,
-    dropout_rate=0.2,
-    name=None,
-):
+    include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+    classes=1000, classifier_activation="softmax", *, variant="paper", residual_scale=None,
+    aux_logits=False, dropout_rate=0.2, features_only=False, conv_bn=None, name=None,
+):  # fmt: skip
     """Inception-ResNet-v1 (Fig. 15 with the stem of Fig. 14): 5 x A, 10 x B, 5 x C, 1792 final
     channels, Reduction-A (k, l, m, n) = (192, 192, 256, 384). Only the paper form exists: no
     TF-slim (or other public ImageNet) checkpoint was released. Residual scales default to
     0.17/0.10/0.20 (A/B/C), within the paper's 0.1-0.3.
     """
-    _check_variant("inception_resnet_v1", variant, ("paper",))
-    arch = networks.ARCHS[("inception_resnet_v1", variant)]
-    model = networks.build_network(
-        "inception_resnet_v1",
-        networks.inception_resnet_features(arch, residual_scale),
-        include_top=include_top, input_tensor=input_tensor, input_shape=input_shape,
-        pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-        aux_logits=aux_logits, dropout_rate=dropout_rate, model_name=name,
-    )  # fmt: skip
-    return _finish(model, "inception_resnet_v1", weights, variant=variant, include_top=include_top,
-                   classes=classes, aux_logits=aux_logits)  # fmt: skip
+    return _build("inception_resnet_v1", **locals())
 
 
 @register_model("inception_resnet_v2")
 def InceptionResNetV2(
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    *,
-    variant="slim",
-    residual_scale=None,
-    aux_logits=False,
-    dropout_rate=0.2,
-    name=None,
-):
+    include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
+    classes=1000, classifier_activation="softmax", *, variant="slim", residual_scale=None,
+    aux_logits=False, dropout_rate=0.2, features_only=False, conv_bn=None, name=None,
+):  # fmt: skip
     """Inception-ResNet-v2.
 
     ``slim`` (default; the released checkpoints, and ``keras.applications.InceptionResNetV2``):
@@ -143,17 +115,7 @@ def InceptionResNetV2(
     1152 + 384 + 288 + 320 = 2144. A residual sum needs equal widths, so here each linear 1x1
     restores exactly its block's input width (1152 and 2144), and no final 1x1 conv is added.
     """
-    _check_variant("inception_resnet_v2", variant, ("slim", "paper"))
-    arch = networks.ARCHS[("inception_resnet_v2", variant)]
-    model = networks.build_network(
-        "inception_resnet_v2",
-        networks.inception_resnet_features(arch, residual_scale),
-        include_top=include_top, input_tensor=input_tensor, input_shape=input_shape,
-        pooling=pooling, classes=classes, classifier_activation=classifier_activation,
-        aux_logits=aux_logits, dropout_rate=dropout_rate, model_name=name,
-    )  # fmt: skip
-    return _finish(model, "inception_resnet_v2", weights, variant=variant, include_top=include_top,
-                   classes=classes, aux_logits=aux_logits)  # fmt: skip
+    return _build("inception_resnet_v2", **locals())
 
 
 for _builder in (InceptionV4, InceptionResNetV1, InceptionResNetV2):

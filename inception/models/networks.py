@@ -1,6 +1,11 @@
 """Inception-v4, Inception-ResNet-v1 and Inception-ResNet-v2 (Szegedy et al., 2016,
-arXiv:1602.07261), built from the shared block library. What differs between the networks is the
-data in ``ARCHS``: stem, block counts, widths, Reduction-A (k, l, m, n) and residual scales.
+arXiv:1602.07261) as one table of data, built by one function from the shared block library.
+
+Every network is: stem, N x A, Reduction-A (k, l, m, n), N x B, Reduction-B, N x C (Fig. 9 and
+Fig. 15). What differs is in ``ARCHS``: the stem's ops, the block counts, whether the blocks are
+residual (then with their branch widths and scales), Reduction-A's (k, l, m, n), the factorisation
+order of the paper's figures, slim's final linear block and 1x1 conv, and the end points at
+output strides 4, 8, 16 and 32 (``features_only``).
 """
 
 from __future__ import annotations
@@ -11,111 +16,136 @@ import keras
 from keras import layers
 
 from . import blocks as blk
+from .layers import DEFAULT_CONV_BN, ConvBN
 
-MIN_INPUT_SIZE = (
-    75  # five valid 3x3/2 reductions and two valid 3x3s: 75 -> 37 -> 35 -> 17 -> 7 -> 3 -> 1
-)
+MIN_INPUT_SIZE = 75  # five valid 3x3/2 reductions, two valid 3x3s: 75 -> 37 -> 35 -> 17 -> 7 -> 3
 MIN_INPUT_SIZE_AUX = 107  # the auxiliary head's 5x5/3 pool needs a 17x17 grid of at least 5x5
+STRIDES = (4, 8, 16, 32)  # output strides of the ``features_only`` end points
 
 
 @dataclass(frozen=True)
-class ResNetArch:
-    """One Inception-ResNet, as data. Widths are given branch by branch, as in the figures."""
+class Arch:
+    """One network, as data. Widths of residual blocks are given branch by branch, as in the
+    figures; ``scales`` is ``None`` for a network without residual connections."""
 
-    stem: str  # "resnet_v1" (Fig. 14), "v4" (Fig. 3) or "slim" (v3-like stem + Mixed_5b)
-    repeats: tuple[int, int, int]  # Inception-ResNet-A, -B, -C
-    block_a: tuple
-    reduction_a: tuple[int, int, int, int]  # k, l, m, n
-    block_b: tuple
-    reduction_b: tuple
-    block_c: tuple
-    scales: tuple[float, float, float]
+    stem: tuple  # ops and Mixed blocks (blocks.stem_*)
+    repeats: tuple[int, int, int]  # blocks A, B, C
+    reduction_a: tuple[int, int, int, int]  # k, l, m, n (Table 1)
+    features: tuple[str, str, str, str]  # end points at strides 4, 8, 16, 32
+    paper: bool = False  # the figures' factorisation order (Inception-v4 blocks)
+    widths: dict | None = None  # Inception-ResNet branch widths: a, b, c, reduction_b
+    scales: tuple[float, float, float] | None = None  # residual scales of A, B, C
     final_linear_block: bool = False  # slim: one more Block8, scale 1.0, no ReLU
     final_conv: int | None = None  # slim: Conv2d_7b_1x1 to 1536 channels
 
+    @property
+    def residual(self) -> bool:
+        return self.scales is not None
+
 
 V1_WIDTHS = dict(
-    block_a=(32, (32, 32), (32, 32, 32)),  # Fig. 10
-    reduction_a=(192, 192, 256, 384),  # Table 1
-    block_b=(128, (128, 128, 128)),  # Fig. 11
+    a=(32, (32, 32), (32, 32, 32)),  # Fig. 10
+    b=(128, (128, 128, 128)),  # Fig. 11
     reduction_b=((256, 384), (256, 256), (256, 256, 256)),  # Fig. 12
-    block_c=(192, (192, 192, 192)),  # Fig. 13
+    c=(192, (192, 192, 192)),  # Fig. 13
 )
 V2_WIDTHS = dict(
-    block_a=(32, (32, 32), (32, 48, 64)),  # Fig. 16
-    reduction_a=(256, 256, 384, 384),  # Table 1
-    block_b=(192, (128, 160, 192)),  # Fig. 17
+    a=(32, (32, 32), (32, 48, 64)),  # Fig. 16
+    b=(192, (128, 160, 192)),  # Fig. 17
     reduction_b=((256, 384), (256, 288), (256, 288, 320)),  # Fig. 18
-    block_c=(192, (192, 224, 256)),  # Fig. 19
+    c=(192, (192, 224, 256)),  # Fig. 19
 )
 SCALES = (0.17, 0.10, 0.20)  # slim's; the paper says "between 0.1 and 0.3"
 
-ARCHS = {
-    ("inception_resnet_v1", "paper"): ResNetArch(
-        "resnet_v1", (5, 10, 5), scales=SCALES, **V1_WIDTHS
+ARCHS = {  # (model, variant): Arch; each model's first variant is its default
+    ("inception_v4", "slim"): Arch(
+        blk.stem_v4(paper=False), (4, 7, 3), (192, 224, 256, 384),
+        ("Mixed_4a", "Mixed_5e", "Mixed_6h", "Mixed_7d"),
     ),
-    ("inception_resnet_v2", "paper"): ResNetArch("v4", (5, 10, 5), scales=SCALES, **V2_WIDTHS),
-    ("inception_resnet_v2", "slim"): ResNetArch(
-        "slim", (10, 20, 9), scales=SCALES, final_linear_block=True, final_conv=1536, **V2_WIDTHS
+    ("inception_v4", "paper"): Arch(
+        blk.stem_v4(paper=True), (4, 7, 3), (192, 224, 256, 384),
+        ("Mixed_4a", "Mixed_5e", "Mixed_6h", "Mixed_7d"), paper=True,
     ),
-}
-V4_REPEATS = (4, 7, 3)
-V4_REDUCTION_A = (192, 224, 256, 384)  # k, l, m, n (Table 1)
+    ("inception_resnet_v1", "paper"): Arch(
+        blk.stem_resnet_v1(), (5, 10, 5), (192, 192, 256, 384),
+        ("Conv2d_4a_3x3", "block35_5", "block17_10", "block8_5"),
+        widths=V1_WIDTHS, scales=SCALES,
+    ),
+    ("inception_resnet_v2", "slim"): Arch(
+        blk.stem_resnet_v2_slim(), (10, 20, 9), (256, 256, 384, 384),
+        ("Conv2d_4a_3x3", "block35_10", "block17_20", "Conv2d_7b_1x1"),
+        widths=V2_WIDTHS, scales=SCALES, final_linear_block=True, final_conv=1536,
+    ),
+    ("inception_resnet_v2", "paper"): Arch(
+        blk.stem_v4(paper=True), (5, 10, 5), (256, 256, 384, 384),
+        ("Mixed_4a", "block35_5", "block17_10", "block8_5"),
+        widths=V2_WIDTHS, scales=SCALES,
+    ),
+}  # fmt: skip
 
 
-def inception_v4_features(x, variant, residual_scale=None):
-    """Fig. 9: stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C.
+def variants(model: str) -> tuple[str, ...]:
+    """The variants of ``model`` in ``ARCHS``, the default first."""
+    return tuple(v for m, v in ARCHS if m == model)
 
-    Returns the 8x8x1536 feature map and the 17x17x1024 grid the auxiliary head reads.
+
+def get_arch(model: str, variant: str) -> Arch:
+    if (model, variant) not in ARCHS:
+        allowed = ", ".join(map(repr, variants(model)))
+        raise ValueError(f"{model} has no variant {variant!r}; choose one of {allowed}.")
+    return ARCHS[(model, variant)]
+
+
+RESIDUAL_BLOCKS = {"a": "block35", "b": "block17", "c": "block8"}
+
+
+def block_names(arch: Arch, stage: str, count: int) -> list[str]:
+    """Slim's names: ``Mixed_5b..`` (A), ``Mixed_6b..`` (B), ``Mixed_7b..`` (C) in Inception-v4,
+    ``block35_1..``, ``block17_1..``, ``block8_1..`` in the Inception-ResNets."""
+    if arch.residual:
+        return [f"{RESIDUAL_BLOCKS[stage]}_{i + 1}" for i in range(count)]
+    row = {"a": 5, "b": 6, "c": 7}[stage]
+    return [f"Mixed_{row}{chr(ord('b') + i)}" for i in range(count)]
+
+
+def features(x, arch: Arch, unit: ConvBN = DEFAULT_CONV_BN, residual_scale=None):
+    """Fig. 9 / Fig. 15: stem, N x A, Reduction-A, N x B, Reduction-B, N x C.
+
+    Returns ``(final feature map, end points)``: ``end points`` maps the name of every stem op
+    and block to its output, in order (the 17x17 grid the auxiliary head reads is the last B).
     """
-    if residual_scale is not None:
+    if residual_scale is not None and not arch.residual:
         raise ValueError("Inception-v4 has no residual connections: residual_scale does not apply.")
-    paper = variant == "paper"
-    x = blk.stem_v4(x, paper)
-    n_a, n_b, n_c = V4_REPEATS
-    for i in range(n_a):
-        x = blk.inception_a(x, f"Mixed_5{'bcde'[i]}")
-    x = blk.reduction_a(x, "Mixed_6a", *V4_REDUCTION_A)
-    for i in range(n_b):
-        x = blk.inception_b(x, f"Mixed_6{'bcdefgh'[i]}", paper)
-    aux = x
-    x = blk.reduction_b(x, "Mixed_7a")
-    for i in range(n_c):
-        x = blk.inception_c(x, f"Mixed_7{'bcd'[i]}", paper)
-    return x, aux
-
-
-def inception_resnet_features(arch: ResNetArch, residual_scale=None):
-    """Fig. 15: stem, N x Inception-ResNet-A, Reduction-A, N x -B, Reduction-B, N x -C.
-
-    Block names follow slim: ``block35_i``, ``Mixed_6a``, ``block17_i``, ``Mixed_7a``, ``block8_i``.
-    """
-    scales = _scales(arch.scales, residual_scale)
-
-    def features(x):
-        if arch.stem == "v4":
-            x = blk.stem_v4(x, paper=True)
-        elif arch.stem == "resnet_v1":
-            x = blk.stem_resnet(x, blk.conv(256, 3, "4b", 2, True))
-        else:
-            x = blk.mixed_5b(blk.stem_resnet(x, blk.max_pool("5a")))
-        n_a, n_b, n_c = arch.repeats
-        for i in range(n_a):
-            x = blk.inception_resnet_a(x, f"block35_{i + 1}", arch.block_a, scales[0])
-        x = blk.reduction_a(x, "Mixed_6a", *arch.reduction_a)
-        for i in range(n_b):
-            x = blk.inception_resnet_b(x, f"block17_{i + 1}", arch.block_b, scales[1])
-        aux = x
-        x = blk.reduction_b_resnet(x, "Mixed_7a", arch.reduction_b)
-        for i in range(n_c):
-            x = blk.inception_resnet_c(x, f"block8_{i + 1}", arch.block_c, scales[2])
-        if arch.final_linear_block:
-            x = blk.inception_resnet_c(x, f"block8_{n_c + 1}", arch.block_c, 1.0, activation=False)
-        if arch.final_conv:
-            x = blk.conv_bn(x, arch.final_conv, 1, "Conv2d_7b_1x1")
-        return x, aux
-
-    return features
+    scales = _scales(arch.scales, residual_scale) if arch.residual else None
+    points = {}
+    for op in arch.stem:
+        x = points[op.name] = blk.apply(x, op, "", unit)
+    w = arch.widths
+    stages = (
+        ("a", blk.inception_resnet_a(w["a"]) if w else blk.inception_a()),
+        ("reduction_a", blk.reduction_a(*arch.reduction_a)),
+        ("b", blk.inception_resnet_b(w["b"]) if w else blk.inception_b(arch.paper)),
+        ("reduction_b", blk.reduction_b_resnet(w["reduction_b"]) if w else blk.reduction_b()),
+        ("c", blk.inception_resnet_c(w["c"]) if w else blk.inception_c(arch.paper)),
+    )
+    repeats = dict(zip("abc", arch.repeats))
+    for stage, spec in stages:
+        if stage.startswith("reduction"):
+            name = "Mixed_6a" if stage == "reduction_a" else "Mixed_7a"
+            x = points[name] = blk.branches(x, name, spec, unit)
+            continue
+        for name in block_names(arch, stage, repeats[stage]):
+            if arch.residual:
+                x = blk.residual(x, name, spec, scales["abc".index(stage)], unit)
+            else:
+                x = blk.branches(x, name, spec, unit)
+            points[name] = x
+    if arch.final_linear_block:
+        name = f"block8_{arch.repeats[2] + 1}"
+        x = points[name] = blk.residual(x, name, stages[-1][1], 1.0, unit, activation=False)
+    if arch.final_conv:
+        x = points["Conv2d_7b_1x1"] = unit(x, arch.final_conv, 1, "Conv2d_7b_1x1")
+    return x, points
 
 
 def _scales(default, override):
@@ -132,25 +162,31 @@ def _scales(default, override):
 
 
 def build_network(
-    name,
-    features,
+    name: str,
+    arch: Arch,
     *,
-    include_top,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    aux_logits,
-    dropout_rate,
-    model_name,
+    include_top=True,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    aux_logits=False,
+    dropout_rate=0.2,
+    features_only=False,
+    residual_scale=None,
+    conv_bn: ConvBN | None = None,
+    model_name=None,
 ):
-    """Wraps a feature extractor in the keras.applications surface (inputs, top, pooling)."""
+    """One network of ``ARCHS`` with the keras.applications surface (inputs, top, pooling) or,
+    with ``features_only``, a model whose outputs are the end points at strides 4, 8, 16, 32."""
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "inception models are built channels_last; call "
             "keras.config.set_image_data_format('channels_last') first."
         )
+    if features_only:
+        include_top, pooling, aux_logits = False, None, False
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -163,12 +199,18 @@ def build_network(
         )
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate!r}.")
+    unit = conv_bn or DEFAULT_CONV_BN
+    if not isinstance(unit, ConvBN):
+        raise ValueError(f"conv_bn must be an inception.ConvBN; got {type(unit).__name__}.")
     inputs, x = _inputs(input_tensor, input_shape, include_top, aux_logits)
-    x, aux = features(x)
-    if include_top:
-        outputs = blk.classifier(x, classes, dropout_rate, classifier_activation)
+    x, points = features(x, arch, unit, residual_scale)
+    if features_only:
+        outputs = {point: points[point] for point in arch.features}
+    elif include_top:
+        outputs = blk.classifier(x, classes, dropout_rate, classifier_activation, unit)
         if aux_logits:
-            outputs = [outputs, blk.aux_head(aux, classes, classifier_activation)]
+            aux = points[block_names(arch, "b", arch.repeats[1])[-1]]
+            outputs = [outputs, blk.aux_head(aux, classes, classifier_activation, unit)]
     elif pooling == "avg":
         outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

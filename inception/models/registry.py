@@ -1,8 +1,9 @@
 """The model registry: each entry carries a network's defaults as data, apart from its builder.
 
-Accuracies are ImageNet (ILSVRC-2012) validation, single 299x299 central crop, in percent.
-``paper_*`` are Table 2 of the paper (100 - its error rates); ``released_*`` are those reported
-for the released TF-slim checkpoints.
+Variants come from the architecture table (``networks.ARCHS``), released accuracies and the
+preprocessing of released checkpoints from the weights manifest (``weights/manifest.json``); what
+is here is only what belongs to the network itself. ``paper_top1``/``paper_top5`` are Table 2 of
+the paper (ILSVRC-2012 validation, single crop, 100 minus its error rates), in percent.
 """
 
 from __future__ import annotations
@@ -10,38 +11,44 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..preprocessing import Preprocessing
+from . import networks
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
     title: str
-    variants: tuple[str, ...]  # the first one is the default
     paper_top1: float
     paper_top5: float
-    released_top1: float | None = None
-    released_top5: float | None = None
-    input_size: int = 299
-    min_input_size: int = 75
-    crop_fraction: float = 0.875
-    interpolation: str = "bilinear"
-    preprocessing: str = "inception"  # RGB scaled to [-1, 1]
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
     num_classes: int = 1000
-    label_offset: int = 0  # slim's 1001-class checkpoints use 1 (background at index 0)
     builder: Callable | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variants of ``networks.ARCHS``; the first one is the default."""
+        return networks.variants(self.name)
 
     @property
     def default_variant(self) -> str:
         return self.variants[0]
 
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing.input_size
+
+    @property
+    def min_input_size(self) -> int:
+        return networks.MIN_INPUT_SIZE
+
 
 _CONFIGS = {
     c.name: c
     for c in (
-        ModelConfig("inception_v4", "Inception-v4", ("slim", "paper"), 80.0, 95.0, 80.2, 95.2),
-        ModelConfig("inception_resnet_v1", "Inception-ResNet-v1", ("paper",), 78.7, 94.5),
-        ModelConfig(
-            "inception_resnet_v2", "Inception-ResNet-v2", ("slim", "paper"), 80.1, 95.1, 80.4, 95.3
-        ),
+        ModelConfig("inception_v4", "Inception-v4", 80.0, 95.0),
+        ModelConfig("inception_resnet_v1", "Inception-ResNet-v1", 78.7, 94.5),
+        ModelConfig("inception_resnet_v2", "Inception-ResNet-v2", 80.1, 95.1),
     )
 }
 _REGISTRY: dict[str, ModelConfig] = {}
@@ -64,7 +71,7 @@ def list_models() -> list[str]:
 def get_model_config(name: str) -> ModelConfig:
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(
             f"unknown model {name!r}; registered models: {', '.join(list_models())}."
         ) from None
@@ -75,7 +82,8 @@ def build(name: str, **kwargs):
 
     Unlike the builders, ``weights`` defaults to ``None`` (as timm's ``pretrained=False``).
     Keyword arguments are those of the builder (``keras.applications`` signature plus
-    ``variant``, ``residual_scale``, ``aux_logits``, ``dropout_rate``).
+    ``variant``, ``residual_scale``, ``aux_logits``, ``dropout_rate``, ``features_only``,
+    ``conv_bn``).
     """
     kwargs.setdefault("weights", None)
     return get_model_config(name).builder(**kwargs)

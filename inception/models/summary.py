@@ -28,8 +28,10 @@ def model_row(name: str, variant: str | None = None) -> dict:
     config = get_model_config(name)
     variant = variant or config.default_variant
     model = build(name, variant=variant)
+    released = released_accuracy(name) if variant == "slim" else (None, None)
     return {
         "model": name,
+        "title": config.title,
         "variant": variant,
         "params": model.count_params(),
         "gmacs": count_macs(model) / 1e9,
@@ -37,6 +39,18 @@ def model_row(name: str, variant: str | None = None) -> dict:
         "paper_top1": config.paper_top1,
         "paper_top5": config.paper_top5,
         # released checkpoints exist for the slim architecture only
-        "released_top1": config.released_top1 if variant == "slim" else None,
-        "released_top5": config.released_top5 if variant == "slim" else None,
+        "released_top1": released[0],
+        "released_top5": released[1],
     }
+
+
+def released_accuracy(name: str) -> tuple[float | None, float | None]:
+    """Top-1 / top-5 (percent) reported for the model's default pretrained weights, as recorded
+    in the weights manifest; ``(None, None)`` without a released checkpoint."""
+    from ..weights.manifest import load_manifest
+
+    default = load_manifest()["defaults"].get(name)
+    if default is None:
+        return None, None
+    entry = load_manifest()["entries"][default]
+    return entry.top1, entry.top5

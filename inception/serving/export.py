@@ -387,7 +387,7 @@ def main(argv=None) -> int:
     if crop is None:
         crop = next(
             (
-                inception.get_model_config(m).crop_fraction
+                inception.get_model_config(m).preprocessing.crop_fraction
                 for m in models
                 if not m.endswith(".keras")
             ),

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from inception.cli import UsageError
+from inception.errors import UsageError
 
 from .strategy import PRECISIONS, STRATEGIES
 

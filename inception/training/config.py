@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from inception.cli import UsageError
+from inception.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,8 +27,8 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 import inception
-from inception.cli import UsageError
 from inception.data import load_source, pipeline
+from inception.errors import UsageError
 
 from .config import Recipe, load_recipe
 from .strategy import is_chief, make_strategy, precision_policy
@@ -233,13 +233,12 @@ def train(
                 classifier_activation=None,
                 aux_logits=aux,
                 dropout_rate=recipe.dropout_rate,
+                conv_bn=inception.ConvBN(
+                    synchronized=recipe.sync_batch_norm,
+                    **({"momentum": recipe.bn_momentum} if recipe.bn_momentum is not None else {}),
+                ),
                 **({"variant": variant} if variant else {}),
             )
-            for layer in net.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.synchronized = recipe.sync_batch_norm
-                    if recipe.bn_momentum is not None:
-                        layer.momentum = recipe.bn_momentum
             optimizer = _RMSprop(
                 learning_rate=_lr_schedule(recipe, global_batch, steps_per_epoch),
                 rho=recipe.rmsprop_rho,

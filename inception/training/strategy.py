@@ -8,7 +8,7 @@ import os
 
 import tensorflow as tf
 
-from inception.cli import UsageError
+from inception.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from ..models.info import model_info, read_info, set_model_info
+from ..preprocessing import Preprocessing, imagenet_synsets
 from .convert import Report, convert_into
 from .download import DownloadError, converted_dir, fetch, inception_home
 from .manifest import Entry, entries, get_entry, resolve
@@ -45,8 +47,9 @@ def load_weights(
     verbose=False,
 ):
     """Loads ``weights`` into ``model`` (built by ``model_name``'s builder with the given
-    arguments) and returns the model. Raises ``WeightsError`` (a ``ValueError``) with a message
-    naming the problem and the fix."""
+    arguments), attaches the ``ModelInfo`` the weights come with (class names, label offset,
+    preprocessing, provenance) and returns the model. Raises ``WeightsError`` (a ``ValueError``)
+    with a message naming the problem and the fix."""
     if weights is None:
         return model
     if not isinstance(weights, (str, os.PathLike)):
@@ -55,18 +58,29 @@ def load_weights(
         )
     spec = os.fspath(weights)
     exists = os.path.exists(spec) or os.path.exists(f"{spec}.index")
+    info = model_info(model)
+    imagenet = dict(
+        class_names=imagenet_synsets(classes) if include_top and classes in (1000, 1001) else None,
+        label_offset=classes - 1000 if include_top and classes == 1001 else 0,
+    )
     if spec == "imagenet" or (not exists and ":" in spec):
         entry = resolve(model_name, spec)
         _check_entry(entry, model_name, variant, include_top, classes, aux_logits)
-        return _load_entry(model, model_name, entry, verbose)
+        _load_entry(model, model_name, entry, verbose)
+        prep = Preprocessing.from_dict(entry.preprocessing)
+        offset = entry.label_offset if include_top and classes == entry.num_classes else 0
+        info = info.replace(weights=entry.name, preprocessing=_sized(prep, model),
+                            class_names=imagenet["class_names"], label_offset=offset)  # fmt: skip
+        return set_model_info(model, info)
     if not exists:
         raise FileNotFoundError(
             f"weights={spec!r} for {model_name} is neither 'imagenet', a manifest name such as "
             "'timm:inception_v4.tf_in1k' (see `inception convert --list`), nor an existing file."
         )
     fmt = detect_format(spec)
+    stored = read_info(spec) if fmt in ("converted", "keras_archive") else None
     if fmt == "converted":
-        _load_converted(model, spec)
+        _load_converted(model, model_name, spec, stored)
     elif fmt == "keras_archive":
         _load_keras_archive(model, spec)
     else:
@@ -74,7 +88,20 @@ def load_weights(
         report = convert_into(model, model_name, read_source(spec, fmt))
         if verbose:
             print(report.summary())
-    return model
+        same = [e for e in entries().values() if (e.model, e.format) == (model_name, fmt)]
+        prep = same[0].preprocessing if same else None
+        if prep:
+            info = info.replace(preprocessing=_sized(Preprocessing.from_dict(prep), model))
+        stored = info.replace(**imagenet)
+    if stored is not None:
+        info = stored.replace(preprocessing=_sized(stored.preprocessing, model))
+    return set_model_info(model, info.replace(weights=spec))
+
+
+def _sized(prep: Preprocessing, model) -> Preprocessing:
+    """``prep`` at the model's fixed input size (a model built at 107 px runs at 107)."""
+    shape = model.inputs[0].shape
+    return prep.replace(input_size=int(shape[1])) if shape[1] is not None else prep
 
 
 def _check_variant(model_name, variant):
@@ -135,15 +162,48 @@ def _load_entry(model, model_name, entry: Entry, verbose):
     return model
 
 
-def _load_converted(model, path):
+def _load_converted(model, model_name, path, stored):
+    if stored is not None and stored.model not in (None, model_name):
+        raise WeightsError(
+            f"{path} holds {stored.model} weights, not {model_name}: build {stored.model}."
+        )
     try:
         model.load_weights(path)
-    except Exception as exc:
-        raise WeightsError(
-            f"{path} does not fit this model ({exc}). A converted .weights.h5 loads into the "
-            "model built exactly as at conversion: same name, variant='slim', classes, "
-            "include_top and aux_logits."
-        ) from None
+    except Exception:  # noqa: BLE001 (Keras' message lists every weight: replaced by the cause)
+        raise WeightsError(f"{path} does not fit this model: {fit_problem(path, model)}") from None
+
+
+def fit_problem(path, model) -> str:
+    """Why a Keras 3 ``.weights.h5`` file does not load into ``model``, in one sentence with the
+    option that fixes it."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        groups = list(f.get("layers", {}))
+        dense = sorted(
+            (g for g in groups if g == "dense" or g.startswith("dense_")),
+            key=lambda g: int(g.rsplit("_", 1)[1]) if "_" in g else 0,
+        )
+        widths = [int(f["layers"][g]["vars"]["0"].shape[-1]) for g in dense]
+        convs = sum(1 for g in groups if g == "conv2d" or g.startswith("conv2d_"))
+    ours = [ly for ly in model.layers if type(ly).__name__ == "Dense"]
+    our_convs = sum(1 for ly in model.layers if type(ly).__name__ == "Conv2D")
+    if widths and not ours:
+        return (f"the file has a classifier ({widths[0]} classes); build with include_top=True "
+                f"and classes={widths[0]}, or load it into the full model first.")  # fmt: skip
+    if ours and not widths:
+        return "the file has no classifier: build with include_top=False."
+    if len(widths) != len(ours):
+        has = len(widths) > len(ours)
+        return (f"the file {'has' if has else 'has no'} auxiliary head: build with "
+                f"aux_logits={has}.")  # fmt: skip
+    if widths and widths[0] != int(ours[0].units):
+        return (f"the file's classifier has {widths[0]} classes, the model {ours[0].units}: build "
+                f"with classes={widths[0]} (--classes {widths[0]}).")  # fmt: skip
+    if convs != our_convs:
+        return (f"it holds another network ({convs} convolutions, this model has {our_convs}): "
+                "build the model and variant it was saved from.")  # fmt: skip
+    return "the layers' shapes differ (another variant or input layout?)."
 
 
 def _load_keras_archive(model, path):
@@ -159,7 +219,16 @@ def _load_keras_archive(model, path):
         raise WeightsError(f"{path} lacks layers {', '.join(missing[:8])} of this model.")
     for layer in model.layers:
         if layer.weights:
-            try:
-                layer.set_weights(by_name[layer.name].get_weights())
-            except ValueError as exc:
-                raise WeightsError(f"{path}: layer {layer.name} does not fit ({exc}).") from None
+            values = by_name[layer.name].get_weights()
+            want = [tuple(w.shape) for w in layer.weights]
+            got = [tuple(v.shape) for v in values]
+            if want != got:
+                hint = (
+                    " (another class count: build with classes=" + str(got[0][-1]) + ")"
+                    if (layer.name.endswith("Logits") and got)
+                    else ""
+                )
+                raise WeightsError(
+                    f"{path}: layer {layer.name} has shapes {got}, this model {want}{hint}."
+                )
+            layer.set_weights(values)

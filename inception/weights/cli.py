@@ -54,7 +54,7 @@ def _list() -> int:
 
 
 def main(argv=None) -> int:
-    from inception.cli import UsageError
+    from inception.errors import UsageError
 
     args = _parser().parse_args(argv)
     if args.list:

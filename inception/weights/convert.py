@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..models.layers import DEFAULT_CONV_BN
 from . import mapping as mp
 from .sources import Source, WeightsError, read_source
 
-BN_EPSILON = 0.001
+BN_EPSILON = DEFAULT_CONV_BN.epsilon  # the scale-free BN of the target models
 
 
 @dataclass

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..preprocessing import Preprocessing
 from .sources import WeightsError
 
 
@@ -72,6 +73,10 @@ def _load(path: str, mtime: float) -> dict:
         if unknown:
             raise WeightsError(f"{path}: entry {name!r} has unknown fields {sorted(unknown)}.")
         entries[name] = Entry(name=name, **raw)
+        try:
+            Preprocessing.from_dict(raw.get("preprocessing"))
+        except ValueError as exc:
+            raise WeightsError(f"{path}: entry {name!r}: {exc}") from None
     return {"entries": entries, "defaults": data.get("defaults", {}),
             "no_checkpoint": data.get("no_checkpoint", {})}  # fmt: skip
 

@@ -2,35 +2,35 @@
 
 The paper's best result (Section 5, Table 5) is an ensemble of one Inception-v4 and three
 Inception-ResNet-v2 models whose probabilities are averaged. Members may differ in input size,
-input preprocessing and label layout (TF-slim's 1001-class heads put ``background`` at index 0;
-other checkpoints have 1000 classes); the ensemble aligns all of them first.
+preprocessing and label layout (TF-slim's 1001-class heads put ``background`` at index 0; other
+checkpoints have 1000 classes); the ensemble aligns all of them first, reading each member's
+``inception.ModelInfo``.
 
 Call contract
 -------------
 ``Ensemble(members)`` is a ``keras.Model`` with
 
-* **input**: one batch of RGB images, float32 pixels in **[0, 255]** (not preprocessed),
-  shape ``(batch, H, W, 3)`` with ``(H, W) = ensemble.image_size``. By default ``image_size`` is
-  the largest member input size (299 for the released models); pass ``input_shape=(None, None, 3)``
-  to accept any size. Inside, each member's branch **resizes** the batch to that member's own
-  input size (bilinear, skipped when sizes already match), applies the member's
-  **preprocessing** (``"inception"``: ``x / 127.5 - 1``; ``"none"``: unchanged) and runs it.
-* **output**: ``(batch, num_classes)`` float32 probabilities that sum to 1 per row, in the
-  common label space: ``num_classes`` defaults to the smallest member head (1000 when mixing
-  1001- and 1000-class ImageNet heads). A member with ``k`` more outputs than ``num_classes``
-  has its first ``k`` columns (``background``) dropped and the rest renormalised; an explicit
-  ``label_offsets`` overrides that per member.
+* **input**: one batch of RGB images, float32 pixels in **[0, 255]** (already cropped, not
+  scaled), shape ``(batch, H, W, 3)`` with ``(H, W) = ensemble.image_size``: by default the
+  largest member input size (299 for the released models); ``input_shape=(None, None, 3)``
+  accepts any size. Each member's branch **resizes** the batch to the member's input size (with
+  the member's interpolation, skipped when the sizes match), **scales** it as the member expects
+  (``"inception"``: ``x / 127.5 - 1``; ``"none"``: unchanged) and runs it.
+* **output**: ``(batch, num_classes)`` float32 probabilities that sum to 1 per row, over the
+  common classes: those of the first member whose classes are known (``inception.models.labels``;
+  1000-wide heads count as ImageNet's), matched by name in the others; slim's ``background`` column
+  is dropped and the rest renormalised. Members whose classes are unknown are matched by position
+  (``num_classes`` defaults to the smallest head; leading extra columns are dropped), as are all
+  members when ``label_offsets`` is given.
 * members whose last layer has no softmax are treated as returning logits (softmax is applied
-  after the offset columns are dropped, which equals dropping and renormalising probabilities);
-  members with an auxiliary head contribute their main output only.
-* combination: the weighted arithmetic mean ``sum_i w_i p_i`` with weights normalised to sum 1
-  (equal weights by default).
+  to the kept columns); members with an auxiliary head contribute their main output only.
+* combination: the weighted arithmetic mean ``sum_i w_i p_i``, weights normalised to sum 1.
 
-It is registered (``inception>Ensemble``) and saves with ``model.save("x.keras")`` /
-``keras.saving.load_model("x.keras")`` (members are stored inside) and exports like any model::
+It is registered (``inception>Ensemble``): ``model.save("x.keras")`` stores the members inside,
+and the file loads with ``keras.saving.load_model("x.keras")`` once ``inception`` is imported::
 
     import inception
-    v4 = inception.build("inception_v4", weights="imagenet")          # 1001 or 1000 classes
+    v4 = inception.build("inception_v4", weights="imagenet")
     r2 = inception.build("inception_resnet_v2", weights="imagenet")
     ens = inception.Ensemble([v4, r2, r2b, r2c])                        # (None, 299, 299, 3)
     probs = ens.predict(images_0_255)                                  # (batch, 1000)
@@ -44,37 +44,39 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-PREPROCESSING = {
-    "inception": (1.0 / 127.5, -1.0),  # RGB [0, 255] -> [-1, 1] (TF-slim, keras "tf" mode)
-    "none": None,  # the member takes [0, 255] pixels itself
-}
+from ..preprocessing import SCALES
+from . import labels as lb
+from .info import ModelInfo, model_info, set_model_info
 
 
 @keras.saving.register_keras_serializable(package="inception")
 class AlignLabels(layers.Layer):
-    """Maps one member's output onto the common label space as probabilities.
+    """Maps one member's output onto the common classes as probabilities: keeps the columns
+    ``indices`` (or drops the first ``offset``), then applies softmax (when the member returns
+    logits) or renormalises the kept probabilities to sum 1."""
 
-    Drops the first ``offset`` columns (slim's ``background``), then applies softmax (when the
-    member returns logits) or renormalises the remaining probabilities to sum 1.
-    """
-
-    def __init__(self, offset: int = 0, from_logits: bool = False, **kwargs):
+    def __init__(self, offset: int = 0, from_logits: bool = False, indices=None, **kwargs):
         super().__init__(**kwargs)
         self.offset = int(offset)
         self.from_logits = bool(from_logits)
+        self.indices = None if indices is None else [int(i) for i in indices]
 
     def call(self, x):
-        x = ops.cast(x, "float32")[:, self.offset :]
+        x = ops.cast(x, "float32")
+        x = x[:, self.offset :] if self.indices is None else ops.take(x, self.indices, axis=-1)
         if self.from_logits:
             return ops.softmax(x, axis=-1)
         return x / ops.maximum(ops.sum(x, axis=-1, keepdims=True), 1e-12)
 
     def compute_output_shape(self, input_shape):
+        if self.indices is not None:
+            return (input_shape[0], len(self.indices))
         n = input_shape[-1]
         return (input_shape[0], None if n is None else n - self.offset)
 
     def get_config(self):
-        return {**super().get_config(), "offset": self.offset, "from_logits": self.from_logits}
+        return {**super().get_config(), "offset": self.offset, "from_logits": self.from_logits,
+                "indices": self.indices}  # fmt: skip
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -132,7 +134,8 @@ def member_returns_logits(model) -> bool:
     layer = _main_output(model)._keras_history.operation
     activation = getattr(layer, "activation", None)
     if activation is None:
-        return True
+        name = type(layer).__name__
+        return "softmax" not in name.lower()
     name = getattr(activation, "__name__", str(activation))
     return "softmax" not in name
 
@@ -147,20 +150,48 @@ def member_image_size(model) -> tuple[int | None, int | None]:
     return shape[1], shape[2]
 
 
+def label_columns(members, num_classes=None, label_offsets=None):
+    """The common classes (``None`` if unknown) and, per member, the output columns that score
+    them, in order (see the module docstring)."""
+    widths = [member_num_classes(m) for m in members]
+    infos = [model_info(m) for m in members]
+    known = [lb.classes_of(i, w) for i, w in zip(infos, widths)]
+    space = next((k for k in known if k is not None), None) if label_offsets is None else None
+    if space is not None and num_classes is not None and len(space) != int(num_classes):
+        space = None  # an explicit class count: match by position
+    size = len(space) if space is not None else int(num_classes or min(widths))
+    offsets = _as_list(label_offsets, len(members), "label_offsets")
+    out = []
+    for m, info, width, offset, names in zip(members, infos, widths, offsets, known):
+        if space is None or names is None:
+            o = width - size if offset is None else int(offset)
+            if o < 0 or width - o != size:
+                raise ValueError(
+                    f"member {m.name!r} has {width} classes: label offset {o} does not map it onto "
+                    f"{size} common classes (need classes - offset == {size})."
+                )
+            out.append(list(range(o, width)))
+        else:
+            out.append(lb.columns(info, width, space, size, f"member {m.name!r}"))
+    return space, size, out
+
+
 @keras.saving.register_keras_serializable(package="inception")
 class Ensemble(keras.Model):
-    """Weighted mean of member probabilities over a common label space (see module docstring).
+    """Weighted mean of member probabilities over common classes (see the module docstring).
 
     Args:
         members: built Keras classifiers (e.g. ``inception.build(...)``), at least one.
         weights: one non-negative weight per member (normalised to sum 1); default equal.
         input_shape: ``(H, W, 3)`` of the ensemble input; default the largest member size.
-        preprocessing: ``"inception"`` (default) or ``"none"``, one for all or one per member.
-        label_offsets: columns to drop at the start of each member's output; default
-            ``member_classes - num_classes`` (1 for a slim 1001-class head in a 1000 ensemble).
-        num_classes: size of the common label space; default the smallest member head.
+        preprocessing: ``"inception"`` or ``"none"``, one for all or one per member; default
+            each member's own (``ModelInfo.preprocessing.scale``).
+        label_offsets: match members by position, dropping this many leading columns of each.
+        num_classes: size of the common label space (matched by position); default: the first
+            member's classes.
         from_logits: per-member override of logits detection (``None``: detect).
-        interpolation: resize interpolation for members of another input size.
+        interpolation: resize interpolation for members of another input size; default each
+            member's own.
         name: model name.
     """
 
@@ -170,12 +201,14 @@ class Ensemble(keras.Model):
         weights=None,
         *,
         input_shape=None,
-        preprocessing="inception",
+        preprocessing=None,
         label_offsets=None,
         num_classes=None,
         from_logits=None,
-        interpolation="bilinear",
+        interpolation=None,
         name="ensemble",
+        label_indices=None,
+        member_infos=None,
         **kwargs,
     ):
         members = list(members) if not isinstance(members, keras.Model) else [members]
@@ -185,28 +218,28 @@ class Ensemble(keras.Model):
             if not isinstance(m, keras.Model):
                 raise ValueError(f"ensemble members must be Keras models; got {type(m).__name__}.")
         n = len(members)
-        widths = [member_num_classes(m) for m in members]
+        for m, stored in zip(members, _as_list(member_infos, n, "member_infos")):
+            if stored is not None:
+                set_model_info(m, ModelInfo.from_dict(stored))
+        infos = [model_info(m) for m in members]
         sizes = [member_image_size(m) for m in members]
-        num_classes = int(num_classes or min(widths))
-        offsets = _as_list(label_offsets, n, "label_offsets")
-        offsets = [w - num_classes if o is None else int(o) for o, w in zip(offsets, widths)]
-        for m, o, w in zip(members, offsets, widths):
-            if o < 0 or w - o != num_classes:
-                raise ValueError(
-                    f"member {m.name!r} has {w} classes: label offset {o} does not map it onto "
-                    f"{num_classes} common classes (need classes - offset == {num_classes})."
-                )
+        if label_indices is not None:  # a saved ensemble: the columns as they were resolved
+            indices = [[int(c) for c in cols] for cols in label_indices]
+            names = lb.output_classes(infos[0], member_num_classes(members[0]))
+            space = None if names is None else [names[c] for c in indices[0]]
+        else:
+            space, _, indices = label_columns(members, num_classes, label_offsets)
         weights = _as_list(1.0 if weights is None else weights, n, "weights")
         weights = np.asarray(weights, dtype=np.float64)
         if np.any(~np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
             raise ValueError(f"ensemble weights must be non-negative, not all 0; got {weights}.")
         weights = (weights / weights.sum()).tolist()
-        prep = _as_list(preprocessing, n, "preprocessing")
+        prep = [p or i.preprocessing.scale for p, i in zip(_as_list(preprocessing, n, "x"), infos)]
         for p in prep:
-            if p not in PREPROCESSING:
-                raise ValueError(
-                    f"unknown preprocessing {p!r}; choose one of {', '.join(PREPROCESSING)}."
-                )
+            if p not in SCALES:
+                raise ValueError(f"unknown preprocessing {p!r}; choose one of {', '.join(SCALES)}.")
+        interp = [p or i.preprocessing.interpolation
+                  for p, i in zip(_as_list(interpolation, n, "interpolation"), infos)]  # fmt: skip
         logits = _as_list(from_logits, n, "from_logits")
         logits = [
             member_returns_logits(m) if f is None else bool(f) for m, f in zip(members, logits)
@@ -225,39 +258,47 @@ class Ensemble(keras.Model):
 
         images = keras.Input(shape=input_shape, name="images")
         branches = []
-        for i, (m, size, p, o, lg) in enumerate(zip(members, sizes, prep, offsets, logits)):
+        for i, (m, size, p, cols, lg, ip) in enumerate(
+            zip(members, sizes, prep, indices, logits, interp)
+        ):
             x = images
             if None not in size and tuple(size) != tuple(input_shape[:2]):
-                x = layers.Resizing(*size, interpolation=interpolation, name=f"resize_{i}")(x)
-            if PREPROCESSING[p] is not None:
-                scale, offset = PREPROCESSING[p]
+                x = layers.Resizing(*size, interpolation=ip, name=f"resize_{i}")(x)
+            if SCALES[p] is not None:
+                scale, offset = SCALES[p]
                 x = layers.Rescaling(scale, offset, name=f"preprocess_{i}")(x)
             y = m(x)
             y = y[0] if isinstance(y, (list, tuple)) else y
-            branches.append(AlignLabels(o, lg, name=f"align_{i}")(y))
+            branches.append(AlignLabels(from_logits=lg, indices=cols, name=f"align_{i}")(y))
         outputs = WeightedMean(weights, name="mean")(branches) if n > 1 else branches[0]
         super().__init__(images, outputs, name=name, **kwargs)
 
         self.members = members
         self.member_weights = weights
-        self.label_offsets = offsets
+        self.label_indices = indices
         self.member_preprocessing = prep
         self.member_from_logits = logits
-        self.num_classes = num_classes
+        self.member_interpolation = interp
+        self.num_classes = len(indices[0])
         self.image_size = tuple(input_shape[:2])
-        self.interpolation = interpolation
+        first = infos[0].preprocessing
+        set_model_info(self, ModelInfo(
+            class_names=space,
+            preprocessing=first.replace(input_size=self.image_size[0] or first.input_size),
+            weights="ensemble of " + ", ".join(i.weights or m.name for i, m in zip(infos, members)),
+        ))  # fmt: skip
 
     def get_config(self):
         return {
             "name": self.name,
             "members": [keras.saving.serialize_keras_object(m) for m in self.members],
+            "member_infos": [model_info(m).to_dict() for m in self.members],
             "weights": self.member_weights,
             "input_shape": list(self.inputs[0].shape[1:]),
             "preprocessing": self.member_preprocessing,
-            "label_offsets": self.label_offsets,
-            "num_classes": self.num_classes,
+            "label_indices": self.label_indices,
             "from_logits": self.member_from_logits,
-            "interpolation": self.interpolation,
+            "interpolation": self.member_interpolation,
         }
 
     @classmethod
