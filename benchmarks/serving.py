@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import inception
-    from inception.serving.export import Member, export_saved_model
+    from inception.serving.export import export_saved_model
 
     work = tempfile.mkdtemp(prefix="serving-bench-")
     model = inception.build(
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
         if args.classes in (1000, 1001)
         else [str(i) for i in range(args.classes)]
     )
-    path = str(export_saved_model([Member(model, args.image_size)], work, "bench", 1, names))
+    path = str(export_saved_model([model], work, "bench", 1, names))
     del model
     images = [jpeg(max(args.image_size, 160), seed) for seed in range(8)]
 

@@ -104,7 +104,7 @@ def imagenet_synsets(num_classes: int = 1000) -> list[str]:
     if num_classes == 1001:
         return ["background", *synsets]
     if num_classes != 1000:
-        raise ValueError(f"ImageNet has 1000 classes (1001 with background), not {num_classes}.")
+        raise ValueError(f"ImageNet class names exist for 1000 or 1001 classes, not {num_classes}.")
     return synsets
 
 

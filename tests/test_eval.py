@@ -66,10 +66,12 @@ def test_label_ranks_and_topk_arithmetic():
         label_ranks(probs, [0, 1, 3])
 
 
-@pytest.mark.parametrize("crops, graph", [(1, True), (10, False)])
-def test_known_predictions_give_exact_top1_top5(tmp_path, crops, graph):
+@pytest.mark.parametrize("crops, micro_batch", [(1, None), (10, 7)])  # eager; compiled, 7 rows
+def test_known_predictions_give_exact_top1_top5(tmp_path, crops, micro_batch):
     data = write_folder(tmp_path / "colours")
-    result = inception.evaluate(colour_model(), str(data), crops=crops, batch_size=3, graph=graph)
+    result = inception.evaluate(
+        colour_model(), str(data), crops=crops, batch_size=3, micro_batch=micro_batch
+    )
     (model,) = result["models"]
     assert result["num_images"] == model["num_images"] == 10 and result["crops"] == crops
     assert model["top1"] == pytest.approx(40.0) and model["top5"] == pytest.approx(70.0)
@@ -138,13 +140,14 @@ def run_cli(argv, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model", "inception_v5"], "unknown model 'inception_v5'; registered models:"),
+        (["--model", "inception_v5"], "unknown model 'inception_v5'; give a registered model"),
         (
             ["--model", "inception_v4,inception_resnet_v2", "--weights", "none,none,none"],
             "got 3 --weights values for 2 models",
         ),
         (["--model", "inception_v4", "--weights", "/nowhere/w.weights.h5"], "does not exist"),
-        (["--model", "inception_v4", "--batch-size", "0"], "batch size must be at least 1"),
+        (["--model", "inception_v4", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--model", "inception_v4", "--micro-batch", "0"], "--micro-batch must be at least 1"),
     ],
 )
 def test_eval_cli_bad_arguments(tmp_path, capsys, extra, message):
@@ -165,7 +168,7 @@ def test_eval_bad_data(tmp_path, capsys):
     (broken / "a.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     code, err = run_cli(["eval", "--model", "inception_v4", "--data", str(broken.parent)], capsys)
     assert code == 2 and "has no readable images" in err
-    with pytest.raises(ValueError, match="model colour has 10 classes but the data set has 3"):
+    with pytest.raises(ValueError, match="model colour has 10 classes but the data has 3"):
         three = write_folder(tmp_path / "three", [(0, 0), (1, 1), (2, 2)])
         for extra in range(3, NUM):
             (three / f"c{extra}").rmdir()

@@ -10,8 +10,10 @@ from inception.evaluation import demo
 def test_demo_evaluates_the_trained_model_and_its_ensemble(tmp_path, capsys):
     data = write_folder(tmp_path / "data", CASES[:5])
     model = inception.build("inception_resnet_v1", input_shape=(75, 75, 3), classes=10)
-    model.save(tmp_path / "model.keras")
-    model.save_weights(tmp_path / "model.weights.h5")
+    names = [f"c{i}" for i in range(10)]
+    info = inception.model_info(model).replace(class_names=names)
+    inception.save_model(model, tmp_path / "model.keras", info)  # the record: names, 75 px
+    model.save_weights(tmp_path / "model.weights.h5")  # no record: sized by the .keras one
     trained = dict(
         data_dir=str(data), model="inception_resnet_v1", image_size=75, num_classes=10,
         class_names=[f"c{i}" for i in range(10)], weights=str(tmp_path / "model.weights.h5"),
@@ -24,6 +26,6 @@ def test_demo_evaluates_the_trained_model_and_its_ensemble(tmp_path, capsys):
     top1 = [m["top1"] for m in ens["models"]] + [ens["ensemble"]["top1"]]
     assert np.ptp(top1) == 0 and 0 <= one["models"][0]["top1"] <= 100
     assert len(result["predictions"]) == 2
-    assert all(p["predictions"][0]["class"].startswith("c") for p in result["predictions"])
+    assert all(p["predictions"][0]["class"] in names for p in result["predictions"])
     printed = capsys.readouterr().out
     assert "ensemble (saved + rebuilt)" in printed and "12 crops at 75px" in printed

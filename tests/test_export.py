@@ -19,6 +19,7 @@ from PIL import Image  # noqa: E402
 
 import inception  # noqa: E402
 from inception.cli import main as cli  # noqa: E402
+from inception.evaluation import crops as crop_lib  # noqa: E402
 from inception.serving import graph  # noqa: E402
 
 SIZE, CLASSES = 75, 5
@@ -42,12 +43,13 @@ def image(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def reference(model, data: bytes, size=SIZE, crop=0.875) -> np.ndarray:
-    """What the Keras model itself predicts for encoded ``data``, decoded by TensorFlow's
-    decoder (Pillow's JPEG decoder rounds differently), centrally cropped, resized bilinearly
-    and scaled to [-1, 1]."""
-    pixels = tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
-    x = tf.image.resize(tf.image.central_crop(pixels, crop), [size, size])
-    return model.predict(inception.preprocess_input(x.numpy()[None]), verbose=0)[0]
+    """What ``inception eval``/``predict`` compute for encoded ``data``: TensorFlow's decoder
+    (Pillow's JPEG decoder rounds differently), the central crop of ``crop`` of each side,
+    bilinear resize, [-1, 1] scaling, then the Keras model."""
+    pixels = tf.io.decode_image(data, channels=3, expand_animations=False)
+    prep = inception.Preprocessing(input_size=size, crop_fraction=crop)
+    x = crop_lib.extract(pixels, 1, prep)
+    return model.predict(x.numpy(), verbose=0)[0]
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +229,9 @@ def test_graph_refuses_decompression_bombs(loaded):
         (["--version", "0"], "positive integers"),
         (["--name", "a/b"], "invalid model name"),
         (["--labels", "/nonexistent/labels.txt"], "no such labels file"),
-        (["--model", "missing.keras"], "no such Keras model file"),
+        (["--model", "missing.keras"], "model file 'missing.keras' does not exist"),
         (["--image-size", "60"], "below"),
-        (["--weights", "none,none"], "2 values for 1 models"),
+        (["--weights", "none,none"], "2 --weights values for 1 models"),
     ],
 )
 def test_bad_arguments_get_one_clear_error(tmp_path, capsys, extra, message):
@@ -286,3 +288,42 @@ def test_class_names_are_required_beyond_imagenet(tmp_path, capsys):
     assert cli([*argv, "--labels", str(labels)]) == 2
     assert "3 names but the model predicts 5" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "m", ignore_errors=True)
+
+
+def test_each_weight_is_stored_once(exported):
+    stored = sum(p.stat().st_size for p in (exported["dir"] / "variables").glob("variables.data-*"))
+    weights = sum(np.asarray(w).nbytes for w in exported["model"].weights)
+    assert weights <= stored < 1.1 * weights
+
+
+def test_a_trained_model_exports_without_flags(tmp_path, capsys):
+    """A .keras file with its record (class names, 75 px) needs no --classes/--labels/--image-size,
+    and the export answers as ``inception predict`` does."""
+    model = inception.build("inception_resnet_v1", input_shape=(SIZE, SIZE, 3), classes=3)
+    info = inception.model_info(model).replace(class_names=("cat", "dog", "n01440764"))
+    path = inception.save_model(model, tmp_path / "run.keras", info)
+    argv = ["export", "--model", str(path), "--name", "m", "--version", "1"]
+    assert cli([*argv, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "out" / "m" / "1"))
+    jpeg = encode(image(40, 52, 7), "JPEG")
+    out = loaded.signatures["serving_default"](images=tf.constant([jpeg]))
+    (tmp_path / "x.jpg").write_bytes(jpeg)
+    from inception.evaluation.predict import predict
+
+    (pred,) = predict([tmp_path / "x.jpg"], str(path), top=3)
+    assert [c.decode() for c in out["classes"].numpy()[0]] == [
+        p["class"] for p in pred["predictions"]
+    ]
+    assert {p["class"] for p in pred["predictions"]} == {"cat", "dog", "tench"}
+    np.testing.assert_allclose(
+        out["scores"].numpy()[0], [p["probability"] for p in pred["predictions"]], atol=1e-5
+    )
+
+
+def test_export_without_weights_is_not_random(tmp_path, capsys):
+    """Like eval and predict, export defaults to the pretrained weights: a model without any
+    refuses rather than exporting random weights."""
+    argv = ["export", "--model", "inception_resnet_v1", "--name", "m", "--version", "1"]
+    assert cli([*argv, "--out", str(tmp_path)]) == 2
+    assert "no public ImageNet checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "1").exists()

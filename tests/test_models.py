@@ -127,8 +127,10 @@ def test_residual_scale_override_and_bad_options():
         inception.build("inception_v5")
     with pytest.raises(ValueError, match="pooling"):
         inception.build("inception_v4", include_top=False, pooling="mean")
-    with pytest.raises(FileNotFoundError, match="nor an existing file"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         inception.build("inception_resnet_v1", weights="/no/such/file.weights.h5")
+    with pytest.raises(FileNotFoundError, match="nor an existing file"):
+        inception.build("inception_resnet_v1", weights="no-such-weights")
 
 
 def test_input_tensor():

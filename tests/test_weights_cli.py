@@ -31,8 +31,10 @@ def keras_reference(tmp_path_factory):
             beta, mean, var = layer.get_weights()
             new = [rng.uniform(-0.5, 0.5, beta.shape), rng.uniform(-0.5, 0.5, mean.shape)]
             layer.set_weights([*new, rng.uniform(0.5, 2.0, var.shape)])
-    path = str(tmp_path_factory.mktemp("keras") / "irv2.h5")
+    folder = tmp_path_factory.mktemp("keras")
+    path = str(folder / "irv2.h5")
     ref.save(path)
+    ref.save_weights(folder / "irv2.weights.h5")  # a Keras 3 weights file too
     x = rng.uniform(-1, 1, (2, *SIZE)).astype("float32")
     return path, x, ref.predict(x, verbose=0)
 
@@ -45,7 +47,9 @@ def ours():
 def test_keras_h5_converts_to_equal_logits(keras_reference, ours, tmp_path, capsys):
     path, x, expected = keras_reference
     out = str(tmp_path / "irv2.weights.h5")
-    rc = main(["convert", path, "--model", "inception_resnet_v2", "--out", out])
+    assert main(["convert", path, "--model", "inception_resnet_v2", "--out", out]) == 0
+    assert len(capsys.readouterr().out.splitlines()) <= 5  # a summary, not every tensor
+    rc = main(["convert", path, "--model", "inception_resnet_v2", "--out", out, "--verbose"])
     printed = capsys.readouterr().out
     assert rc == 0
     assert "used 898 source tensors, skipped 0 on purpose." in printed
@@ -55,6 +59,22 @@ def test_keras_h5_converts_to_equal_logits(keras_reference, ours, tmp_path, caps
     logits = ours.predict(x, verbose=0)
     assert np.abs(logits - expected).max() <= 1e-4
     assert np.abs(expected).max() > 0.1  # a non-trivial comparison
+    info = inception.models.info.read_info(out)  # the file says what it holds
+    assert info.model == "inception_resnet_v2" and info.class_names[0] == "n01440764"
+
+
+def test_keras3_weights_file_converts(keras_reference, tmp_path, capsys):
+    """``model.save_weights`` of keras.applications' model (Keras 3 format) converts too."""
+    path, x, expected = keras_reference
+    keras3 = path.replace("irv2.h5", "irv2.weights.h5")
+    out = str(tmp_path / "ours.weights.h5")
+    assert main(["convert", keras3, "--model", "inception_resnet_v2", "--out", out]) == 0
+    model = inception.build("inception_resnet_v2", input_shape=SIZE, weights=out,
+                            classifier_activation=None)  # fmt: skip
+    assert np.abs(model.predict(x, verbose=0) - expected).max() <= 1e-4
+    wrong = ["convert", keras3, "--model", "inception_v4", "--out", out]
+    assert main(wrong) == 2
+    assert "does not fit this model" in capsys.readouterr().err
 
 
 def test_keras_archive_loads_with_safe_mode(tmp_path):
@@ -120,6 +140,7 @@ def test_convert_usage_errors_are_one_line(tmp_path, capsys):
     assert "--aux-logits needs the classifier" in capsys.readouterr().err
     assert main(["convert", "--list"]) == 0
     listed = capsys.readouterr().out
+    assert "* slim:inception_v4_2016_09_09" in listed  # defaults are marked
     assert (
         "slim:inception_resnet_v2_2016_08_30" in listed
         and "md5:9e0f18e1259acf943e30690460d96123" in listed

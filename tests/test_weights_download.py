@@ -234,7 +234,7 @@ def test_resnet_v1_has_no_imagenet_checkpoint():
 
 
 def test_bad_weights_arguments_get_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither 'imagenet', a manifest name"):
+    with pytest.raises(FileNotFoundError, match="nothing.weights.h5' does not exist"):
         load_weights(None, "inception_v4", str(tmp_path / "nothing.weights.h5"))
     with pytest.raises(WeightsError, match="unknown pretrained weights 'timm:nope'"):
         load_weights(None, "inception_v4", "timm:nope")

@@ -8,9 +8,8 @@ from .crops import SCHEMES
 
 EXAMPLES = """examples:
   inception eval --model inception_v4 --data imagenet2012 --crops 144
-  inception eval --model inception_v4,inception_resnet_v2 --data ~/val \
-      --labels-file synsets.txt
-  inception eval --model inception_resnet_v1 --weights none --data tfds:imagenette --limit 100
+  inception eval --model inception_v4,inception_resnet_v2 --data ~/ilsvrc/val
+  inception eval --model runs/irv1/model.keras --data ~/flowers
 """
 
 
@@ -22,13 +21,17 @@ def parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="model name, or NAME,NAME,... for an ensemble")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model name or .keras file; NAME,NAME,... averages an ensemble",
+    )
     p.add_argument(
         "--weights",
         default="imagenet",
         help="one for all models or one per model (comma-separated): 'imagenet' (default: each "
         "model's pretrained entry), a manifest entry, 'none' (random init), a .weights.h5 or "
-        ".keras path",
+        ".keras path; class names, input size and preprocessing come with the weights",
     )
     p.add_argument(
         "--data",
@@ -40,7 +43,17 @@ def parser() -> argparse.ArgumentParser:
         "--crops", type=int, default=1, choices=SCHEMES, help="crops per image (default 1)"
     )
     p.add_argument(
-        "--batch-size", type=int, default=None, help="images per step (default 32 // crops)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per step: at most BATCH_SIZE x crops crops per forward pass",
+    )
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=None,
+        help="crops per forward pass (default 16 at 299 px, more for smaller inputs); "
+        "bounds memory whatever the number of crops",
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument(
@@ -54,9 +67,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ensemble-weights", default=None, help="comma-separated weight per model")
     p.add_argument(
-        "--image-size", type=int, default=None, help="crop size (default: the models' input)"
+        "--image-size",
+        type=int,
+        default=None,
+        help="run named models at this size (default: each model's own input size)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress output (default: a bar on a terminal, a line every 30 s in a log)",
+    )
     return p
 
 
@@ -80,13 +102,14 @@ def main(argv=None) -> int:
         split=args.split,
         crops=args.crops,
         batch_size=args.batch_size,
+        micro_batch=args.micro_batch,
         limit=args.limit,
         ensemble_weights=weights,
         data_dir=args.data_dir,
         labels_file=args.labels_file,
         image_size=args.image_size,
         json_path=args.json_path,
-        progress=False if args.no_progress else None,
+        progress=False if args.quiet else None,
     )
     print(format_table(result))
     return 0

@@ -7,8 +7,9 @@ out of a single ``tf.image.crop_and_resize`` call, as one ``(crops, size, size, 
 ``H x W`` is the image, ``s = min(H, W)`` its shorter side, ``f`` the central crop fraction
 (0.875).
 
-* **1 crop** (TF-slim's evaluation): the central fraction ``f`` of each dimension,
-  ``(H - fH)/2, (W - fW)/2`` to ``(H + fH)/2, (W + fW)/2``, resized (aspect not kept).
+* **1 crop**, ``crop="fraction"`` (TF-slim's evaluation): the central fraction ``f`` of each
+  dimension, ``(H - fH)/2, (W - fW)/2`` to ``(H + fH)/2, (W + fW)/2``, resized (aspect not kept);
+  ``crop="square"`` (timm's resize-and-center-crop): the central square of side ``f * s``.
 * **10 crops** (Krizhevsky et al. 2012): as if the image were rescaled so that its shorter side
   is ``size / f`` (342 for 299) and ``size x size`` crops taken: in image pixels, squares of side
   ``c = f * s`` at the 4 corners of the whole image and at its centre, and their mirrors
@@ -26,7 +27,8 @@ out of a single ``tf.image.crop_and_resize`` call, as one ``(crops, size, size, 
   unmirrored crops come first, then the same 72 mirrored.
 
 Functions take Python numbers (returning NumPy arrays) or scalar tensors inside a ``tf.data``
-map (returning tensors), so the same code documents and runs the geometry.
+map (returning tensors), so the same code documents and runs the geometry. Which fraction,
+crop and interpolation a model wants is its ``inception.Preprocessing`` (``extract``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def _squares(height, width, s, portrait):
     return [(0.0 * height, 0.0 * width), (0.0 * height, (width - s) / 2), (0.0 * height, width - s)]
 
 
-def crop_boxes(crops, height, width, size=299, crop_fraction=0.875):
+def crop_boxes(crops, height, width, size=299, crop_fraction=0.875, crop="fraction"):
     """Boxes ``[(y0, x0, y1, x1), ...]`` and mirror flags of one scheme for an ``H x W`` image.
 
     Returns ``(boxes, flips)``: ``boxes`` an ``(n, 4)`` float array (a float32 tensor when
@@ -91,7 +93,11 @@ def crop_boxes(crops, height, width, size=299, crop_fraction=0.875):
         s = min(height, width)
         portrait = height > width
     f = crop_fraction
-    if crops == 1:
+    if crops == 1 and crop == "square":
+        c = f * s
+        y0, x0 = (height - c) / 2, (width - c) / 2
+        boxes = [(y0, x0, y0 + c, x0 + c)]
+    elif crops == 1:
         dy, dx = height * (1 - f) / 2, width * (1 - f) / 2
         boxes = [(dy, dx, height - dy, width - dx)]
     elif crops in (10, 12):
@@ -124,30 +130,64 @@ def crop_boxes(crops, height, width, size=299, crop_fraction=0.875):
     return (np.concatenate([rows, rows]) if mirror else rows), flips
 
 
-def extract_crops(image, crops, size=299, crop_fraction=0.875):
+def extract_crops(
+    image, crops, size=299, crop_fraction=0.875, crop="fraction", interpolation="bilinear"
+):
     """All crops of one ``(H, W, 3)`` image as one ``(n, size, size, 3)`` float32 batch.
 
-    Pixel values are kept (``[0, 255]`` in, ``[0, 255]`` out); resizing is bilinear with the
-    first and last sample on the centres of the box's edge pixels.
+    Pixel values are kept (``[0, 255]`` in, ``[0, 255]`` out). Bilinear resizing samples the box
+    with the first and last sample on the centres of its edge pixels (one
+    ``tf.image.crop_and_resize`` for all crops); bicubic resizing crops each box to whole pixels
+    and resizes it with an antialiased bicubic kernel.
     """
     import tensorflow as tf
 
     image = tf.cast(tf.convert_to_tensor(image), tf.float32)
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
-    boxes, flips = crop_boxes(crops, height, width, size, crop_fraction)
-    h1 = tf.cast(tf.maximum(height - 1, 1), tf.float32)
-    w1 = tf.cast(tf.maximum(width - 1, 1), tf.float32)
-    # Normalised coordinates whose samples span the box's first to last pixel centre.
-    norm = tf.stack(
-        [boxes[:, 0] / h1, boxes[:, 1] / w1, (boxes[:, 2] - 1) / h1, (boxes[:, 3] - 1) / w1],
-        axis=1,
-    )
+    boxes, flips = crop_boxes(crops, height, width, size, crop_fraction, crop)
     n = len(flips)
-    out = tf.image.crop_and_resize(
-        image[None], norm, tf.zeros([n], tf.int32), [size, size], method="bilinear"
-    )
+    if interpolation == "bicubic":
+        out = tf.stack([_bicubic(image, boxes[i], size) for i in range(n)])
+    else:
+        h1 = tf.cast(tf.maximum(height - 1, 1), tf.float32)
+        w1 = tf.cast(tf.maximum(width - 1, 1), tf.float32)
+        # Normalised coordinates whose samples span the box's first to last pixel centre.
+        norm = tf.stack(
+            [boxes[:, 0] / h1, boxes[:, 1] / w1, (boxes[:, 2] - 1) / h1, (boxes[:, 3] - 1) / w1],
+            axis=1,
+        )
+        out = tf.image.crop_and_resize(
+            image[None], norm, tf.zeros([n], tf.int32), [size, size], method="bilinear"
+        )
     if flips.any():
         mirrored = tf.reverse(out, axis=[2])
         out = tf.where(tf.constant(flips)[:, None, None, None], mirrored, out)
+    return out
+
+
+def _bicubic(image, box, size):
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    y0 = tf.clip_by_value(tf.cast(tf.round(box[0]), tf.int32), 0, shape[0] - 1)
+    x0 = tf.clip_by_value(tf.cast(tf.round(box[1]), tf.int32), 0, shape[1] - 1)
+    y1 = tf.clip_by_value(tf.cast(tf.round(box[2]), tf.int32), y0 + 1, shape[0])
+    x1 = tf.clip_by_value(tf.cast(tf.round(box[3]), tf.int32), x0 + 1, shape[1])
+    region = image[y0:y1, x0:x1]
+    out = tf.image.resize(region, [size, size], method="bicubic", antialias=True)
+    return tf.clip_by_value(out, 0.0, 255.0)
+
+
+def extract(image, crops, prep):
+    """``extract_crops`` with a model's ``inception.Preprocessing`` (size, fraction, crop,
+    interpolation), then its scaling: the batch a model of that preprocessing takes."""
+    from inception.preprocessing import SCALES
+
+    out = extract_crops(
+        image, crops, prep.input_size, prep.crop_fraction, prep.crop, prep.interpolation
+    )
+    if SCALES[prep.scale] is not None:
+        scale, offset = SCALES[prep.scale]
+        out = out * scale + offset
     return out

@@ -25,16 +25,17 @@ def _images(folder, count):
 
 def run(workdir, trained: dict) -> dict:
     """``trained``: data_dir, model, image_size, num_classes, class_names, weights, keras_model."""
-    import keras
-
     del workdir  # nothing is written: the evaluation only reads the trained model and data
     from ..models.ensemble import Ensemble
-    from .evaluator import evaluate, format_table, load_model
+    from ..models.info import load_model
+    from ..models.members import resolve
+    from .evaluator import evaluate, format_table
     from .predict import predict
 
-    size = int(trained["image_size"])
-    saved = keras.saving.load_model(trained["keras_model"])
-    rebuilt = load_model(trained["model"], trained["weights"], image_size=size)
+    saved = load_model(trained["keras_model"])
+    rebuilt = resolve(
+        trained["model"], trained["weights"], image_size=saved.inputs[0].shape[1]
+    ).model
     saved.name, rebuilt.name = "saved", "rebuilt"
     common = dict(data=str(trained["data_dir"]), limit=DEMO_LIMIT, batch_size=4, progress=False)
     results = {"1_crop": evaluate(saved, crops=1, **common)}
@@ -42,11 +43,9 @@ def run(workdir, trained: dict) -> dict:
     results["12_crops"] = evaluate([saved, rebuilt], crops=12, **common)
     print(format_table(results["12_crops"]), end="\n\n")
 
-    ensemble = Ensemble([saved, rebuilt], input_shape=(size, size, 3))
+    ensemble = Ensemble([saved, rebuilt])
     images = _images(trained["data_dir"], 2)
-    predictions = predict(
-        images, None, predictor=ensemble, top=3, class_names=list(trained["class_names"])
-    )
+    predictions = predict(images, ensemble, top=3)
     for p in predictions:
         best = ", ".join(f"{x['class']} {100 * x['probability']:.1f}%" for x in p["predictions"])
         print(f"{Path(p['input']).name}: {best}")

@@ -93,52 +93,21 @@ def read_labels(path) -> list[str]:
     return names
 
 
-def label_names(num_classes: int, class_names=None) -> list[str]:
-    from inception.preprocessing import class_names as imagenet_names
+def label_names(size: int, space=None, class_names=None) -> list[str]:
+    """Names to show for the ``size`` common classes: a labels file's, else the models' own
+    (ImageNet synsets shown by their first lemma), else ``class_0``, ``class_1``, ..."""
+    from inception.preprocessing import display_name
 
     if class_names is not None:
-        if len(class_names) != num_classes:
+        if len(class_names) != size:
             raise ValueError(
-                f"{len(class_names)} class names given for a model with {num_classes} classes."
+                f"the labels file lists {len(class_names)} names but the model has {size} "
+                "classes; give one name per class, in output order."
             )
         return list(class_names)
-    if num_classes in (1000, 1001):
-        return imagenet_names(num_classes)
-    return [f"class_{i}" for i in range(num_classes)]
-
-
-def _check_model_names(models):
-    """Unknown model names fail before any input is read."""
-    import keras
-
-    from inception import get_model_config
-
-    from .evaluator import split_list
-
-    for entry in split_list(models):
-        if not isinstance(entry, keras.Model):
-            get_model_config(entry)
-
-
-def build_predictor(models, weights="imagenet", *, num_classes=None, image_size=None):
-    """An ``Ensemble`` (also for a single model) from names, paths or Keras models."""
-    from ..models.ensemble import Ensemble, member_num_classes
-    from .evaluator import load_model, per_member, split_list
-
-    entries = split_list(models)
-    if not entries:
-        raise ValueError("no model given; use --model NAME (or --ensemble NAME,NAME).")
-    member_weights = per_member(weights, len(entries), "--weights", "imagenet")
-    built = [
-        load_model(e, w, num_classes=num_classes, image_size=image_size)
-        for e, w in zip(entries, member_weights)
-    ]
-    if len(built) == 1 and isinstance(built[0], Ensemble):
-        return built[0]
-    shape = (image_size, image_size, 3) if image_size else None
-    # A lone slim head (1001 classes) is shown over ImageNet's 1000: background dropped.
-    classes = 1000 if [member_num_classes(m) for m in built] == [1001] else None
-    return Ensemble(built, input_shape=shape, num_classes=classes, name="predictor")
+    if space is not None:
+        return [display_name(c) for c in space]
+    return [f"class_{i}" for i in range(size)]
 
 
 def predict(
@@ -151,51 +120,53 @@ def predict(
     class_names=None,
     num_classes=None,
     image_size=None,
-    batch_size: int = 8,
-    predictor=None,
+    micro_batch=None,
 ) -> list[dict]:
     """Top-``top`` classes per input: ``[{"input", "predictions": [{"label", "class",
-    "probability"}]} | {"input", "error"}]`` in input order."""
+    "probability"}]} | {"input", "error"}]`` in input order. ``models``: names, ``.keras``
+    paths or Keras models (several: probabilities averaged)."""
+    import tensorflow as tf
+
+    from ..models.ensemble import member_num_classes
+    from ..models.members import check_entry, resolve_all, split_list
     from . import crops as crop_lib
-    from .evaluator import GRAPH_MIN_STEPS
+    from .runner import EAGER_MAX_ROWS, Runner, common_classes
 
     crop_lib.check_scheme(crops)
     if top < 1:
         raise ValueError(f"--top must be at least 1; got {top}.")
-    if predictor is None:
-        _check_model_names(models)
+    for entry in split_list(models):
+        check_entry(entry)
     items = collect_inputs(inputs)
     if not items:
         raise ValueError("no input given; name image files, folders or URLs.")
-    results, decoded = [], []
+    results, good = [], []
     for item in items:
         image = _decode(item.data) if item.data is not None else None
         if image is None:
             results.append({"input": item.name, "error": item.error or "not a readable image"})
         else:
             results.append({"input": item.name})
-            decoded.append((len(results) - 1, image))
-    if not decoded:
+            good.append((len(results) - 1, item.data))
+    if not good:
         reasons = "; ".join(f"{r['input']}: {r['error']}" for r in results[:3])
         raise ValueError(f"none of the inputs is a readable image; nothing predicted ({reasons}).")
-    predictor = predictor or build_predictor(
-        models, weights, num_classes=num_classes, image_size=image_size
-    )
-    size = predictor.image_size[0] or 299
-    names = label_names(predictor.num_classes, class_names)
-    pending = [(i, crop_lib.extract_crops(image, crops, size).numpy()) for i, image in decoded]
-    # Few batches: eager calls cost less than compiling Keras' predict function.
-    many = len(pending) > GRAPH_MIN_STEPS * batch_size
-    for start in range(0, len(pending), batch_size):
-        chunk = pending[start : start + batch_size]
-        batch = np.concatenate([c for _, c in chunk])
-        out = predictor.predict_on_batch(batch) if many else predictor(batch, training=False)
-        probs = np.asarray(out).reshape(len(chunk), -1, len(names))
-        for (index, _), p in zip(chunk, probs.mean(axis=1)):
-            best = np.argsort(-p, kind="stable")[:top]
-            results[index]["predictions"] = [
-                {"label": int(i), "class": names[i], "probability": float(p[i])} for i in best
-            ]
+    members = resolve_all(models, weights, image_size=image_size, num_classes=num_classes)
+    space = common_classes(members)
+    widths = [member_num_classes(m.model) - m.info.label_offset for m in members]
+    size = len(space) if space else min(widths)  # unnamed: the smallest head (slim's drop 0)
+    names = label_names(size, space, class_names)
+    runner = Runner(members, crops, space, size, rows=micro_batch)
+    data = tf.data.Dataset.from_tensor_slices(
+        ([d for _, d in good], tf.constant([i for i, _ in good], tf.int64))
+    ).map(lambda b, i: (tf.io.decode_image(b, channels=3, expand_animations=False), i))
+    eager = len(good) * runner.n_crops < EAGER_MAX_ROWS
+    for probs, index in runner.stream(data, eager=eager):
+        p = probs.mean(axis=0)
+        best = np.argsort(-p, kind="stable")[:top]
+        results[int(index)]["predictions"] = [
+            {"label": int(i), "class": names[i], "probability": float(p[i])} for i in best
+        ]
     return results
 
 
@@ -221,6 +192,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--classes", type=int, default=None, help="classes of a randomly initialised model"
     )
+    p.add_argument(
+        "--micro-batch", type=int, default=None, help="crops per forward pass (bounds memory)"
+    )
     p.add_argument("--image-size", type=int, default=None, help="input size (default the model's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
@@ -239,6 +213,7 @@ def main(argv=None) -> int:
         class_names=class_names,
         num_classes=num_classes,
         image_size=args.image_size,
+        micro_batch=args.micro_batch,
     )
     if args.json:
         print(json.dumps(results, indent=2))

@@ -38,19 +38,23 @@ def classes_of(info, width: int) -> list[str] | None:
     return None if names is None else [n for n in names if n is not None]
 
 
-def columns(info, width: int, space: list[str] | None, size: int, what: str) -> list[int]:
+def columns(
+    info, width: int, space, size: int, what: str, against: str = "the others"
+) -> list[int]:
     """For each class of ``space`` (``size`` classes), the output column that scores it.
 
-    ``space`` ``None``: the classes are only counted; the model's class columns (all but the
-    offset ones) are taken in order and their number must equal ``size``.
+    ``space`` ``None``: classes are matched by position: the model's columns after its
+    ``label_offset`` (or after one extra leading column, slim's background, when it has exactly
+    one more than ``size``), whose number must be ``size``.
     """
     names = output_classes(info, width)
     if names is None or space is None:
-        offset = int(info.label_offset)
+        offset = int(info.label_offset) or (1 if width == size + 1 else 0)
         if width - offset != size:
             raise ValueError(
-                f"{what} has {width - offset} classes but {size} are expected; give it the "
-                "classes of the others (the same --classes, or weights trained on them)."
+                f"{what} has {width - offset} classes but {against} {size}; use a model of "
+                f"these {size} classes (--weights RUN/model.keras, or --weights none with "
+                f"--classes {size} for a smoke test)."
             )
         return list(range(offset, width))
     index = {n: i for i, n in enumerate(names) if n is not None}

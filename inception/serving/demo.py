@@ -22,28 +22,20 @@ def run(workdir, trained: dict) -> dict:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from .export import export_saved_model, load_members
+    from ..models.members import resolve
+    from .export import export_saved_model
     from .repository import ModelSpec
     from .server import ModelServer, ServerThread
 
     workdir = Path(workdir)
     out = workdir / "serving"
-    names = list(trained["class_names"])
-    size = int(trained["image_size"])
     out.mkdir(parents=True, exist_ok=True)
-    labels = out / "labels.txt"
-    labels.write_text("\n".join(names) + "\n")
     print(
-        f"  inception export --model {trained['model']} --weights {trained['weights']} "
-        f"--image-size {size} --classes {trained['num_classes']} --labels {labels} "
-        f"--name demo --version 1 --out {out} --overwrite"
+        f"  inception export --model {trained['keras_model']} --name demo --version 1 "
+        f"--out {out} --overwrite   (class names and input size come with the model)"
     )
-    members = load_members(
-        [trained["model"]], [str(trained["weights"])], [size], trained["num_classes"]
-    )
-    path = export_saved_model(
-        members, out, "demo", 1, names, top_k=min(3, len(names)), overwrite=True
-    )
+    member = resolve(trained["keras_model"])
+    path = export_saved_model([member], out, "demo", 1, top_k=3, overwrite=True)
     print(f"  exported {path} (serving_default, predict_pixels, classify)")
 
     images = sorted(Path(trained["data_dir"]).rglob("*.jpg"))

@@ -6,81 +6,100 @@
   ``classes`` (string ``[batch, k]``), ``class_ids`` (int64 ``[batch, k]``), ``scores`` (float
   ``[batch, k]``) and ``probabilities`` (float ``[batch, num_classes]``);
 * ``predict_pixels``: ``pixels`` (float ``[batch, size, size, 3]``, RGB in [0, 255], already
-  resized) -> the same outputs;
+  cropped) -> the same outputs;
 * ``classify``: the Classify API (method ``tensorflow/serving/classify``): ``inputs`` (serialized
   ``tf.Example`` with an ``image/encoded`` bytes feature) -> ``classes``, ``scores``.
 
-Several ``--model`` names make one ensemble SavedModel whose probabilities are the average of
-the members' (each at its own input size; 1001-class members drop ``background`` when mixed
-with 1000-class ones).
+Each model is prepared as its ``inception.ModelInfo`` says (input size, crop, interpolation,
+scaling: the crops of ``inception eval``), so the export answers as ``inception predict`` does.
+Several models make one ensemble SavedModel whose probabilities are the (weighted) mean of the
+members' over their common classes. Class names come with the models; ``--labels`` names them
+otherwise. Each weight is stored once.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import shutil
+import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-@dataclass
-class Member:
-    """One network of the exported model: a Keras classifier and the input size it is run at."""
-
-    model: object
-    image_size: int
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"inception export: {message}", file=sys.stderr, flush=True)
 
 
-def combine(members: list[Member]):
-    """The model the signatures run: ``(keras_model, image_size, takes_raw_pixels)``.
+def class_names_for(members, labels: str | None = None) -> tuple[list, list[str]]:
+    """``(common classes or None, the names the export returns)``: the models' own names
+    (ImageNet synsets as their first lemma), or one name per line of ``labels``."""
+    from inception.evaluation.runner import common_classes
+    from inception.models.ensemble import member_num_classes
+    from inception.preprocessing import display_name
 
-    One member is used as is (inputs scaled to [-1, 1] in the graph). Several become an
-    ``inception.Ensemble``: RGB [0, 255] in at the largest member size, each member resized,
-    preprocessed and label-aligned inside, averaged probabilities out.
-    """
-    if not members:
-        raise ValueError("nothing to export: pass at least one model.")
-    if len(members) == 1:
-        return members[0].model, members[0].image_size, False
-    import inception
-
-    ensemble = inception.Ensemble([m.model for m in members])
-    return ensemble, int(ensemble.image_size[0]), True
-
-
-def num_outputs(model) -> int:
-    return int(model.outputs[0].shape[-1])
+    space = common_classes(members)
+    size = len(space) if space else min(
+        member_num_classes(m.model) - m.info.label_offset for m in members
+    )  # fmt: skip
+    if labels:
+        if not os.path.isfile(labels):
+            raise FileNotFoundError(f"no such labels file: {labels}")
+        names = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
+        if len(names) != size:
+            raise ValueError(
+                f"{labels} has {len(names)} names but the model predicts {size} classes; "
+                "give one name per line, in output order."
+            )
+        return space, names
+    if space is None:
+        raise ValueError(
+            f"the model's class names are unknown (it predicts {size} classes): pass --labels "
+            "FILE with one name per line (models trained or converted by inception carry them)."
+        )
+    return space, [display_name(c) for c in space]
 
 
 def build_archive(
-    members: list[Member],
+    members,
     class_names: list[str],
     *,
+    space=None,
+    weights=None,
     top_k: int = 5,
-    crop_fraction: float = 0.875,
     max_image_pixels: int | None = None,
 ):
-    """A ``keras.export.ExportArchive`` with the three serving signatures."""
+    """A ``keras.export.ExportArchive`` with the three serving signatures over ``members``
+    (``inception.models.members.Member`` objects)."""
     import keras
+    import numpy as np
     import tensorflow as tf
+
+    from inception.evaluation import crops as crop_lib
+    from inception.models import labels as lb
+    from inception.models.ensemble import member_num_classes, member_returns_logits
+    from inception.preprocessing import SCALES
 
     from . import graph
 
     max_image_pixels = max_image_pixels or graph.DEFAULT_MAX_IMAGE_PIXELS
-    model, size, raw_pixels = combine(members)
-    num_classes = num_outputs(model)
-    if len(class_names) != num_classes:
-        raise ValueError(
-            f"{len(class_names)} class names for a model with {num_classes} outputs; pass a "
-            "--labels file with one name per line for each output."
-        )
-    top_k = min(top_k, num_classes)
+    size = len(class_names)
+    columns = [
+        lb.columns(m.info, member_num_classes(m.model), space, size, f"model {m.name}")
+        for m in members
+    ]
+    logits = [member_returns_logits(m.model) for m in members]
+    mean = np.ones(len(members)) if weights is None else np.asarray(weights, np.float64)
+    if mean.shape != (len(members),) or np.any(mean < 0) or mean.sum() <= 0:
+        raise ValueError(f"ensemble weights must be one non-negative number per model: {weights}")
+    mean = (mean / mean.sum()).tolist()
+    preps = [m.info.preprocessing for m in members]
+    pixels_size = max(p.input_size for p in preps)
+    top_k = min(top_k, size)
     names = tf.constant(class_names)
 
     def head(probabilities):
@@ -92,23 +111,40 @@ def build_archive(
             "probabilities": probabilities,
         }
 
-    # One traced forward pass shared by the three signatures (traced and saved once).
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)], autograph=False
-    )
-    def from_pixels(pixels):  # RGB [0, 255] at ``size``
-        if raw_pixels:
-            return tf.cast(model(pixels, training=False), tf.float32)
-        return graph.to_probabilities(model, pixels)
+    def run(i, x):  # one member on its own input (cropped, at its size) -> aligned probabilities
+        scale = SCALES[preps[i].scale]
+        if scale is not None:
+            x = x * scale[0] + scale[1]
+        y = members[i].model(x, training=False)
+        y = tf.gather(tf.cast(y[0] if isinstance(y, (list, tuple)) else y, tf.float32),
+                      columns[i], axis=-1)  # fmt: skip
+        if logits[i]:
+            return tf.nn.softmax(y, axis=-1)
+        return y / tf.maximum(tf.reduce_sum(y, axis=-1, keepdims=True), 1e-12)
+
+    def combine(outs):
+        return tf.add_n([w * p for w, p in zip(mean, outs)])
+
+    def from_pixels(pixels):  # RGB [0, 255] at pixels_size, already cropped
+        outs = []
+        for i, p in enumerate(preps):
+            x = pixels
+            if p.input_size != pixels_size:
+                x = tf.image.resize(x, [p.input_size] * 2, method=p.interpolation, antialias=True)
+            outs.append(run(i, x))
+        return combine(outs)
+
+    groups = list(dict.fromkeys(preps))
 
     def from_encoded(images):
         def one(contents):
-            return graph.crop_and_resize(
-                graph.decode(contents, max_image_pixels), size, crop_fraction
-            )
+            image = graph.decode(contents, max_image_pixels)
+            return tuple(crop_lib.extract_crops(image, 1, g.input_size, g.crop_fraction, g.crop,
+                                                g.interpolation)[0] for g in groups)  # fmt: skip
 
-        pixels = tf.map_fn(one, images, fn_output_signature=tf.TensorSpec([size, size, 3]))
-        return from_pixels(pixels)
+        spec = tuple(tf.TensorSpec([g.input_size, g.input_size, 3]) for g in groups)
+        cropped = tf.map_fn(one, images, fn_output_signature=spec)
+        return combine([run(i, cropped[groups.index(p)]) for i, p in enumerate(preps)])
 
     def serving_default(images):
         return head(from_encoded(images))
@@ -123,12 +159,15 @@ def build_archive(
         out = head(from_encoded(features["image/encoded"]))
         return {"classes": out["classes"], "scores": out["scores"]}
 
+    # Not ``archive.track(model)``: the endpoints' own variables are saved, each weight once
+    # (tracking the model as well stores every weight a second time).
     archive = keras.export.ExportArchive()
-    archive.track(model)
     string_batch = [tf.TensorSpec([None], tf.string, name="images")]
     archive.add_endpoint("serving_default", serving_default, string_batch)
     archive.add_endpoint(
-        "predict_pixels", predict_pixels, [tf.TensorSpec([None, size, size, 3], tf.float32)]
+        "predict_pixels",
+        predict_pixels,
+        [tf.TensorSpec([None, pixels_size, pixels_size, 3], tf.float32)],
     )
     archive.add_endpoint("classify", classify, [tf.TensorSpec([None], tf.string)])
     return archive
@@ -186,43 +225,66 @@ def version_dir(out: str | os.PathLike, name: str, version: int) -> Path:
 
 
 def export_saved_model(
-    members: list[Member],
+    models,
     out: str | os.PathLike,
     name: str,
     version: int,
-    class_names: list[str],
+    class_names: list[str] | None = None,
     *,
+    weights=None,
     top_k: int = 5,
-    crop_fraction: float = 0.875,
+    crop_fraction: float | None = None,
     max_image_pixels: int | None = None,
     overwrite: bool = False,
     warmup: bool = True,
+    quiet: bool = True,
 ) -> Path:
     """Writes ``out/name/version/`` (a SavedModel) and returns its path.
 
-    The SavedModel is written next to the target under a dot-name (which TF-Serving and
-    ``inception serve`` ignore) and renamed into place, so a polling server never sees a
-    half-written version.
+    ``models``: Keras models or resolved members (several: an ensemble, ``weights`` its mean
+    weights). ``class_names``: the returned names (default: the models' own). ``crop_fraction``
+    overrides each model's. The SavedModel is written next to the target under a dot-name
+    (which TF-Serving and ``inception serve`` ignore) and renamed into place, so a polling
+    server never sees a half-written version.
     """
+    from inception.evaluation.runner import common_classes
+    from inception.models.info import model_info, set_model_info
+    from inception.models.members import Member
+
     target = version_dir(out, name, version)
     if target.exists() and not overwrite:
         raise ValueError(
             f"{target} already exists; choose another --version or pass --overwrite to replace it."
         )
-    if not 0.0 < crop_fraction <= 1.0:
-        raise ValueError(f"crop fraction must be in (0, 1], got {crop_fraction}.")
+    if crop_fraction is not None and not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(f"--crop-fraction must be in (0, 1]; got {crop_fraction}.")
     if top_k < 1:
-        raise ValueError(f"top-k must be at least 1, got {top_k}.")
+        raise ValueError(f"--top-k must be at least 1; got {top_k}.")
+    members = [m if isinstance(m, Member) else Member(m.name, m, "given model") for m in models]
+    if not members:
+        raise ValueError("nothing to export: pass at least one model.")
+    if crop_fraction is not None:
+        for m in members:
+            info = model_info(m.model)
+            set_model_info(m.model, info.replace(
+                preprocessing=info.preprocessing.replace(crop_fraction=crop_fraction)))  # fmt: skip
+    if class_names is None:
+        space, names = class_names_for(members)
+    else:
+        space, names = common_classes(members), list(class_names)
+        if space is not None and len(space) != len(names):
+            raise ValueError(
+                f"{len(names)} class names for a model of {len(space)} classes; give one each."
+            )
+    _say("tracing the serving signatures", quiet)
     archive = build_archive(
-        members,
-        class_names,
-        top_k=top_k,
-        crop_fraction=crop_fraction,
+        members, names, space=space, weights=weights, top_k=top_k,
         max_image_pixels=max_image_pixels,
-    )
+    )  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
+        _say(f"writing {target}", quiet)
         archive.write_out(str(staging / "model"), verbose=False)
         built = staging / "model"
         _set_classify_method(built)
@@ -239,80 +301,13 @@ def export_saved_model(
 # ----------------------------------------------------------------------------------------- CLI
 
 
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def _per_member(values: list[str], count: int, flag: str) -> list[str | None]:
-    if not values:
-        return [None] * count
-    if len(values) == 1:
-        return values * count
-    if len(values) != count:
-        raise ValueError(
-            f"{flag} has {len(values)} values for {count} models; give one or one each."
-        )
-    return values
-
-
-def load_members(models, weights=None, image_sizes=None, classes=None, variant=None):
-    """``--model`` entries (registered names or ``.keras`` files) -> ``Member`` list."""
-    import inception
-
-    members = []
-    weights = _per_member(weights or [], len(models), "--weights")
-    sizes = _per_member([str(s) for s in image_sizes or []], len(models), "--image-size")
-    for entry, w, s in zip(models, weights, sizes, strict=True):
-        if entry.endswith(".keras"):
-            if not os.path.isfile(entry):
-                raise FileNotFoundError(f"no such Keras model file: {entry}")
-            import keras
-
-            model = keras.saving.load_model(entry, compile=False)
-            size = int(s) if s else int(model.inputs[0].shape[1])
-            members.append(Member(model, size))
-            continue
-        config = inception.get_model_config(entry)
-        size = int(s) if s else config.input_size
-        if size < config.min_input_size:
-            raise ValueError(
-                f"--image-size {size} is below {entry}'s minimum of {config.min_input_size}."
-            )
-        w = None if w is None or w.lower() == "none" else w
-        kwargs = {"input_shape": (size, size, 3), "weights": w}
-        if classes:
-            kwargs["classes"] = int(classes)
-        if variant:
-            kwargs["variant"] = variant
-        members.append(Member(inception.build(entry, **kwargs), size))
-    return members
-
-
-def resolve_class_names(num_classes: int, labels: str | None) -> list[str]:
-    """ImageNet names for 1000/1001 classes, else one name per line of ``labels``."""
-    if labels:
-        if not os.path.isfile(labels):
-            raise FileNotFoundError(f"no such labels file: {labels}")
-        names = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
-        if len(names) != num_classes:
-            raise ValueError(
-                f"{labels} has {len(names)} names but the model predicts {num_classes} classes."
-            )
-        return names
-    if num_classes in (1000, 1001):
-        import inception
-
-        return inception.class_names(num_classes)
-    raise ValueError(
-        f"the model predicts {num_classes} classes: pass --labels FILE with one class name per "
-        "line (ImageNet names are built in for 1000 and 1001 classes)."
-    )
-
-
 def parse_args(argv):
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="inception export",
-        description="Export a model (or an ensemble) as a SavedModel for TensorFlow Serving.",
+        description="Export a model (or an ensemble) as a SavedModel for TensorFlow Serving. "
+        "Class names, input size and preprocessing come with the weights.",
     )
     p.add_argument(
         "--model",
@@ -321,25 +316,33 @@ def parse_args(argv):
     )
     p.add_argument(
         "--weights",
-        default=None,
-        help="'none' (random init), a .weights.h5 path or a weights name; one, or one "
+        default="imagenet",
+        help="'imagenet' (default: each model's pretrained entry), a manifest entry, a "
+        ".weights.h5 / .keras path, or 'none' (random weights, for smoke tests); one, or one "
         "per model (comma-separated)",
     )
     p.add_argument("--name", required=True, help="model name (the folder under --out)")
     p.add_argument("--version", required=True, type=int, help="version number (positive)")
     p.add_argument("--out", required=True, help="model base directory")
     p.add_argument(
-        "--image-size", default=None, help="input size(s), default each model's own (299)"
+        "--image-size", default=None, help="input size of named models (default: their own)"
     )
-    p.add_argument("--classes", type=int, default=None, help="number of classes to build with")
+    p.add_argument(
+        "--classes", type=int, default=None, help="classes of a randomly initialised model"
+    )
     p.add_argument("--variant", default=None, help="architecture variant (slim or paper)")
-    p.add_argument("--labels", default=None, help="class names file, one per line")
+    p.add_argument(
+        "--labels", default=None, help="class names, one per line (default: the models' own)"
+    )
+    p.add_argument(
+        "--ensemble-weights", default=None, help="comma-separated weight per model (equal)"
+    )
     p.add_argument("--top-k", type=int, default=5, help="classes returned per image (5)")
     p.add_argument(
         "--crop-fraction",
         type=float,
         default=None,
-        help="central crop before resizing (default: the model config's, 0.875)",
+        help="central crop before resizing (default: each model's own, 0.875 for TF-slim's)",
     )
     p.add_argument(
         "--max-image-pixels",
@@ -349,12 +352,15 @@ def parse_args(argv):
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
     p.add_argument("--no-warmup", action="store_true", help="do not write a warmup request")
+    p.add_argument("--quiet", action="store_true", help="print only the result line")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from inception.models.members import check_entry, per_member, resolve_all, split_list
+
     args = parse_args(argv)
-    models = _split(args.model)
+    models = split_list(args.model)
     if not models:
         raise ValueError("--model is empty: pass a model name such as inception_v4.")
     target = version_dir(args.out, args.name, args.version)
@@ -362,51 +368,36 @@ def main(argv=None) -> int:
         raise ValueError(
             f"{target} already exists; choose another --version or pass --overwrite to replace it."
         )
-    import inception
-
     # Check every argument before building anything (building takes a while).
-    configs = [None if m.endswith(".keras") else inception.get_model_config(m) for m in models]
-    sizes = _per_member(_split(args.image_size), len(models), "--image-size")
-    _per_member(_split(args.weights), len(models), "--weights")
-    for m, config, size in zip(models, configs, sizes, strict=True):
-        if config and size and int(size) < config.min_input_size:
+    for m in models:
+        check_entry(m)
+    sizes = per_member(args.image_size, len(models), "--image-size")
+    weights = per_member(args.weights, len(models), "--weights", "imagenet")
+    mean = None
+    if args.ensemble_weights:
+        try:
+            mean = [float(w) for w in per_member(args.ensemble_weights, len(models), "x")]
+        except ValueError:
             raise ValueError(
-                f"--image-size {size} is below {m}'s minimum of {config.min_input_size}."
-            )
-    names = None
-    if None not in configs:
-        names = resolve_class_names(
-            min(args.classes or c.num_classes for c in configs), args.labels
-        )
-    members = load_members(
-        models, _split(args.weights), _split(args.image_size), args.classes, args.variant
-    )
-    if names is None or len(names) != min(num_outputs(m.model) for m in members):
-        names = resolve_class_names(min(num_outputs(m.model) for m in members), args.labels)
-    crop = args.crop_fraction
-    if crop is None:
-        crop = next(
-            (
-                inception.get_model_config(m).preprocessing.crop_fraction
-                for m in models
-                if not m.endswith(".keras")
-            ),
-            0.875,
-        )
+                f"--ensemble-weights must be one number per model; got {args.ensemble_weights!r}."
+            ) from None
+    if args.labels and not os.path.isfile(args.labels):
+        raise FileNotFoundError(f"no such labels file: {args.labels}")
+    if any(str(w).lower() == "none" for w in weights):
+        _say("--weights none: exporting RANDOM weights (for smoke tests only)", args.quiet)
+    members = []
+    for m, w, s in zip(models, weights, sizes):
+        _say(f"loading {m} ({w if not str(m).endswith('.keras') else 'saved model'})", args.quiet)
+        members += resolve_all([m], w, image_size=int(s) if s else None,
+                               num_classes=args.classes, variant=args.variant)  # fmt: skip
+    _, names = class_names_for(members, args.labels)
     path = export_saved_model(
-        members,
-        args.out,
-        args.name,
-        args.version,
-        names,
-        top_k=args.top_k,
-        crop_fraction=crop,
-        max_image_pixels=args.max_image_pixels,
-        overwrite=args.overwrite,
-        warmup=not args.no_warmup,
-    )
+        members, args.out, args.name, args.version, names, weights=mean, top_k=args.top_k,
+        crop_fraction=args.crop_fraction, max_image_pixels=args.max_image_pixels,
+        overwrite=args.overwrite, warmup=not args.no_warmup, quiet=args.quiet,
+    )  # fmt: skip
     print(
-        f"exported {','.join(models)} to {path} (signatures: serving_default, predict_pixels, "
-        "classify)"
+        f"exported {','.join(map(str, models))} to {path} (signatures: serving_default, "
+        "predict_pixels, classify)"
     )
     return 0

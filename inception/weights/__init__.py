@@ -17,8 +17,8 @@ from ..models.info import model_info, read_info, set_model_info
 from ..preprocessing import Preprocessing, imagenet_synsets
 from .convert import Report, convert_into
 from .download import DownloadError, converted_dir, fetch, inception_home
-from .manifest import Entry, entries, get_entry, resolve
-from .sources import WeightsError, detect_format, read_source
+from .manifest import Entry, entries, get_entry, preprocessing_for, resolve
+from .sources import WeightsError, detect_format, read_keras3_applications, read_source
 
 __all__ = [
     "load_weights",
@@ -72,6 +72,8 @@ def load_weights(
         info = info.replace(weights=entry.name, preprocessing=_sized(prep, model),
                             class_names=imagenet["class_names"], label_offset=offset)  # fmt: skip
         return set_model_info(model, info)
+    if not exists and (os.sep in spec or spec.endswith((".h5", ".keras", ".safetensors", ".gz"))):
+        raise FileNotFoundError(f"weights file {spec!r} does not exist.")
     if not exists:
         raise FileNotFoundError(
             f"weights={spec!r} for {model_name} is neither 'imagenet', a manifest name such as "
@@ -88,11 +90,8 @@ def load_weights(
         report = convert_into(model, model_name, read_source(spec, fmt))
         if verbose:
             print(report.summary())
-        same = [e for e in entries().values() if (e.model, e.format) == (model_name, fmt)]
-        prep = same[0].preprocessing if same else None
-        if prep:
-            info = info.replace(preprocessing=_sized(Preprocessing.from_dict(prep), model))
-        stored = info.replace(**imagenet)
+        prep = _sized(preprocessing_for(model_name, fmt, spec), model)
+        stored = info.replace(preprocessing=prep, **imagenet)
     if stored is not None:
         info = stored.replace(preprocessing=_sized(stored.preprocessing, model))
     return set_model_info(model, info.replace(weights=spec))
@@ -170,7 +169,18 @@ def _load_converted(model, model_name, path, stored):
     try:
         model.load_weights(path)
     except Exception:  # noqa: BLE001 (Keras' message lists every weight: replaced by the cause)
-        raise WeightsError(f"{path} does not fit this model: {fit_problem(path, model)}") from None
+        problem = fit_problem(path, model)
+    else:
+        return
+    if stored is None and model_name == "inception_resnet_v2":  # keras.applications' save?
+        try:
+            source = read_keras3_applications(path)
+        except WeightsError:
+            pass
+        else:
+            convert_into(model, model_name, source)
+            return
+    raise WeightsError(f"{path} does not fit this model: {problem}")
 
 
 def fit_problem(path, model) -> str:

@@ -37,19 +37,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keras", metavar="FILE", help="also save the whole model as a .keras file")
     p.add_argument("--input-size", type=int, default=None,
                    help="fixed input size of the saved model (default 299)")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="print the summary only")
+    p.add_argument("--verbose", action="store_true", help="list every source tensor used")
+    p.add_argument("--quiet", action="store_true", help="print only the files written")
     p.add_argument("--list", action="store_true", help="list the manifest's pretrained entries")
     return p
 
 
 def _list() -> int:
-    from . import entries
+    from .manifest import entries, load_manifest
 
+    defaults = set(load_manifest()["defaults"].values())
     for name, e in entries().items():
         acc = f"top-1 {e.top1}" if e.top1 else "top-1 n/a"
         hash_ = e.hash or "no published hash"
-        print(f"{name:<42} {e.model:<20} {e.num_classes:>5} classes  {acc:<12} {e.license}  "
-              f"{hash_}\n    {e.url}")  # fmt: skip
+        mark = "*" if name in defaults else " "
+        print(f"{mark} {name:<42} {e.model:<20} {e.num_classes:>5} classes  {acc:<12} "
+              f"{e.license}  {hash_}\n      {e.url}")  # fmt: skip
+    print("* the default entry of its model (weights='imagenet')")
     return 0
 
 
@@ -73,17 +77,26 @@ def main(argv=None) -> int:
 
     import inception
 
-    from . import fetch, get_entry
+    from . import fetch, get_entry, load_weights
     from .convert import convert_into
-    from .sources import read_source
+    from .sources import detect_format, read_source
 
-    source, fmt = args.source, args.format
+    def say(message):
+        if not args.quiet:
+            print(f"inception convert: {message}", flush=True)
+
+    source, fmt, name = args.source, args.format, args.source
     if not os.path.exists(source) and not os.path.exists(f"{source}.index") and ":" in source:
         entry = get_entry(source)
         if entry.model != args.model:
             raise UsageError(f"{entry.name} is a {entry.model} checkpoint, not {args.model}.")
+        say(f"fetching {entry.name}")
         source, fmt = str(fetch(entry)), entry.format
-    checkpoint = read_source(source, fmt)  # fails fast, before the model is built
+    if not os.path.exists(source) and not os.path.exists(f"{source}.index"):
+        raise FileNotFoundError(f"checkpoint {source!r} does not exist.")
+    fmt = fmt or detect_format(source)
+    say(f"reading {source} ({fmt if fmt != 'converted' else 'Keras 3 weights file'})")
+    checkpoint = None if fmt == "converted" else read_source(source, fmt)  # fails fast
     size = args.input_size or 299
     model = inception.build(
         args.model,
@@ -94,14 +107,41 @@ def main(argv=None) -> int:
         input_shape=(size, size, 3) if (args.input_size or args.aux_logits) else None,
         weights=None,
     )
-    report = convert_into(model, args.model, checkpoint)
-    if not args.quiet:
-        print("\n".join(report.lines()))
-    print(report.summary())
+    say(f"converting into {args.model} ({'no top' if args.no_top else f'{args.classes} classes'})")
+    if checkpoint is None:
+        load_weights(model, args.model, source, include_top=not args.no_top, classes=args.classes,
+                     aux_logits=args.aux_logits)  # fmt: skip
+        info = inception.model_info(model)
+    else:
+        report = convert_into(model, args.model, checkpoint)
+        if args.verbose:
+            print("\n".join(report.lines()))
+        if not args.quiet:
+            print(report.summary())
+        info = _info(model, args, fmt, name)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    model.save_weights(args.out)
+    inception.save_model(model, args.out, info)
     print(f"wrote {args.out}")
     if args.keras:
-        model.save(args.keras)
+        inception.save_model(model, args.keras, info)
         print(f"wrote {args.keras}")
     return 0
+
+
+def _info(model, args, fmt, name):
+    """The record of a converted ImageNet checkpoint: ImageNet's classes, the preprocessing of
+    the manifest entry it came from (or of its format's entries), its provenance."""
+    import inception
+    from inception.preprocessing import imagenet_synsets
+
+    from .manifest import preprocessing_for
+
+    top = not args.no_top
+    prep = preprocessing_for(args.model, fmt, name)
+    shape = model.inputs[0].shape
+    return inception.model_info(model).replace(
+        class_names=imagenet_synsets(args.classes) if top else None,
+        label_offset=1 if top and args.classes == 1001 else 0,
+        preprocessing=prep.replace(input_size=shape[1]) if shape[1] else prep,
+        weights=name,
+    )

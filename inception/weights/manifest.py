@@ -115,3 +115,18 @@ def resolve(model_name: str, weights: str) -> Entry:
             f"{model_name}: {', '.join(n for n, e in entries().items() if e.model == model_name)}."
         )
     return entry
+
+
+def preprocessing_for(model_name: str, fmt: str, name: str | None = None) -> Preprocessing:
+    """The preprocessing of weights ``name`` (a manifest entry), else of the manifest's entries
+    of the same model and format (a local copy of a timm checkpoint is prepared as timm's), else
+    the model's default."""
+    found = entries()
+    if name in found:
+        return Preprocessing.from_dict(found[name].preprocessing)
+    same = [e for e in found.values() if (e.model, e.format) == (model_name, fmt)]
+    if same:
+        return Preprocessing.from_dict(same[0].preprocessing)
+    from ..models.registry import get_model_config
+
+    return get_model_config(model_name).preprocessing

@@ -172,5 +172,33 @@ def read_keras_h5(path: str) -> Source:
     return Source("keras", path, tensors, layers)
 
 
+def read_keras3_applications(path: str) -> Source:
+    """Reads a Keras 3 ``.weights.h5`` saved from ``keras.applications.InceptionResNetV2``
+    (``model.save_weights``): the file is loaded into that model (Keras matches its layers in
+    order, checking every shape), then read out as ``layer/weight`` keys like a legacy h5."""
+    import h5py
+    import keras
+
+    with h5py.File(path, "r") as f:
+        groups = list(f.get("layers", {}))
+        dense = [g for g in groups if g == "dense" or g.startswith("dense_")]
+        width = int(f["layers"][dense[0]]["vars"]["0"].shape[-1]) if dense else None
+    try:
+        reference = keras.applications.InceptionResNetV2(
+            weights=None, include_top=width is not None, classes=width or 1000,
+            input_shape=(299, 299, 3),
+        )  # fmt: skip
+        reference.load_weights(path)
+    except Exception:  # noqa: BLE001 (any mismatch: it is not that model's file)
+        raise WeightsError(
+            f"{path} is a Keras 3 weights file of neither this model nor "
+            "keras.applications.InceptionResNetV2."
+        ) from None
+    tensors = {
+        f"{layer.name}/{w.name}": np.asarray(w) for layer in reference.layers for w in layer.weights
+    }
+    return Source("keras", path, tensors, [layer.name for layer in reference.layers])
+
+
 def _text(x) -> str:
     return x.decode("utf8") if isinstance(x, bytes) else str(x)

@@ -1,0 +1,130 @@
+"""Running resolved models on images, shared by ``evaluate`` and ``predict``.
+
+* **Crops per preprocessing.** Members are grouped by their ``inception.Preprocessing`` (input
+  size, crop fraction and mode, interpolation, scaling); the crops of an image are cut once per
+  group, in the ``tf.data`` map, so each model sees exactly the input its weights expect.
+* **Bounded memory.** The crops of all images form one stream of rows, cut into micro-batches of
+  at most ``rows`` crops (default: 16 at 299 px, scaled with the input area); each member runs on
+  one micro-batch at a time. Memory is bounded by the micro-batch, whatever the number of crops
+  (1 to 144) or the images per step, and the per-crop rate is the same at 1 and 144 crops.
+* **Common classes.** Every member's output is mapped onto the common classes
+  (``inception.models.labels``) as probabilities; an image's probabilities are the mean over its
+  crops. The model path is Keras only (``predict_on_batch``), so it runs under TensorFlow and JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..models import labels as lb
+from ..models.ensemble import member_num_classes, member_returns_logits
+from . import crops as crop_lib
+
+ROWS_AT_299 = 16
+MAX_ROWS = 256
+EAGER_MAX_ROWS = 64  # fewer crops than this run eagerly: tracing a large graph costs seconds
+
+
+def default_rows(sizes) -> int:
+    """Crops per forward pass: 16 at 299x299, more for smaller inputs (same activation memory)."""
+    largest = max(int(s) for s in sizes)
+    return max(1, min(MAX_ROWS, int(ROWS_AT_299 * (299 / largest) ** 2)))
+
+
+def common_classes(members) -> list[str] | None:
+    """The classes of the first member whose classes are known (``None``: none known)."""
+    for m in members:
+        known = lb.classes_of(m.info, member_num_classes(m.model))
+        if known is not None:
+            return known
+    return None
+
+
+class Runner:
+    """Probabilities of each member over ``size`` common classes (``space``: their names, or
+    ``None`` to match by position) for every image of a stream.
+
+    Args:
+        members: resolved ``inception.models.members.Member`` objects.
+        crops: the crop scheme (1, 10, 12, 144).
+        space, size: the common classes.
+        rows: crops per forward pass (default ``default_rows``).
+    """
+
+    def __init__(self, members, crops: int, space, size: int, rows=None, against="the others"):
+        self.members = list(members)
+        self.crops = crop_lib.check_scheme(crops)
+        self.size = int(size)
+        preps = []
+        for m in self.members:
+            if m.info.preprocessing not in preps:
+                preps.append(m.info.preprocessing)
+        self.preps = preps
+        self.group_of = [preps.index(m.info.preprocessing) for m in self.members]
+        self.columns = [
+            lb.columns(
+                m.info, member_num_classes(m.model), space, self.size, f"model {m.name}", against
+            )  # fmt: skip
+            for m in self.members
+        ]
+        self.logits = [member_returns_logits(m.model) for m in self.members]
+        if rows is not None and int(rows) < 1:
+            raise ValueError(f"--micro-batch must be at least 1; got {rows}.")
+        self.rows = int(rows) if rows else default_rows(p.input_size for p in preps)
+        self.n_crops = len(crop_lib.crop_boxes(self.crops, 10, 10)[1])
+
+    def crop(self, image):
+        """``tf.data`` map function: one decoded image -> a tuple of ``(n, s, s, 3)`` batches,
+        one per preprocessing group (scaled as the group's models expect)."""
+        return tuple(crop_lib.extract(image, self.crops, p) for p in self.preps)
+
+    def forward(self, batch, eager: bool = False) -> np.ndarray:
+        """``(members, rows, classes)`` probabilities for one micro-batch (a tuple per group).
+
+        A short batch is padded to ``rows`` so each model is traced or compiled once."""
+        count = len(batch[0])
+        out = []
+        for m, group, cols, logits in zip(self.members, self.group_of, self.columns, self.logits):
+            x = batch[group]
+            if not eager and count < self.rows:
+                x = np.concatenate([x, np.repeat(x[-1:], self.rows - count, axis=0)])
+            y = m.model(x, training=False) if eager else m.model.predict_on_batch(x)
+            y = y[0] if isinstance(y, (list, tuple)) else y
+            y = np.asarray(y, dtype=np.float64)[:count, cols]
+            if logits:
+                y = np.exp(y - y.max(axis=1, keepdims=True))
+            out.append(y / np.maximum(y.sum(axis=1, keepdims=True), 1e-12))
+        return np.stack(out)
+
+    def stream(self, dataset, eager: bool = False) -> Iterator[tuple[np.ndarray, object]]:
+        """Runs over ``dataset`` of ``(image uint8 (H, W, 3), label)`` pairs, in order; yields
+        ``(probabilities (members, classes), label)`` per image (mean over its crops)."""
+        import tensorflow as tf
+
+        n = self.n_crops
+
+        def cut(index, pair):
+            image, label = pair
+            groups = self.crop(image)
+            return groups, tf.fill([n], index), tf.fill([n], tf.cast(label, tf.int64))
+
+        rows = (
+            dataset.enumerate()
+            .map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .unbatch()
+            .batch(self.rows)
+            .prefetch(2)
+        )
+        sums, labels, counts = {}, {}, {}
+        for groups, index, label in rows.as_numpy_iterator():
+            probs = self.forward(groups, eager)
+            for i in np.unique(index):
+                mask = index == i
+                sums[i] = sums.get(i, 0.0) + probs[:, mask].sum(axis=1)
+                counts[i] = counts.get(i, 0) + int(mask.sum())
+                labels[i] = label[mask][0]
+            for i in sorted(k for k in sums if counts[k] == n):
+                yield sums.pop(i) / n, labels.pop(i)
+                del counts[i]
