@@ -1,23 +1,30 @@
-"""Evaluation throughput (images/s) with 1 and 144 crops, against one-crop-at-a-time baselines.
+"""Multi-crop evaluation: per-crop throughput and peak memory, 1 crop against 144 crops.
 
-``inception.evaluate`` runs the whole path (decode, crop in tf.data, all crops of a batch of
-images in one forward pass, softmax averaging, top-k). The baseline, measured in the same run on
-the same crops, feeds the network one crop per call (batch 1), as a naive loop would. Each
-number is the median of ``--repeats`` runs; the first (graph tracing) step is not timed.
+Each measurement is one ``inception eval`` process (random weights: speed and memory do not
+depend on them) on a generated image folder; its peak resident memory is the process' own
+``ru_maxrss`` (reported in its ``--json`` result). The 1-crop and 144-crop runs alternate,
+``--repeats`` times; each figure is the median. Crops per second at 144 crops should stay at
+(or above) the 1-crop figure, since both run the same bounded micro-batches, and peak memory
+should not grow with ``--batch-size``.
 
-    python benchmarks/evaluation.py                               # IR-v2, 299 px (minutes)
-    python benchmarks/evaluation.py --model inception_resnet_v1 --size 75 --images 4   # quick
+    python benchmarks/evaluation.py                                   # Inception-v4, 299 px
+    python benchmarks/evaluation.py --batch-size 64                   # memory does not grow
+    python benchmarks/evaluation.py --ensemble --images 1 --repeats 1 # the paper's 4 models
+    python benchmarks/evaluation.py --model inception_resnet_v1 --size 75 --images 8  # quick
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PAPER_ENSEMBLE = "inception_v4,inception_resnet_v2,inception_resnet_v2,inception_resnet_v2"
 
 
 def write_images(root, count, size):
@@ -34,79 +41,75 @@ def write_images(root, count, size):
         )
 
 
-def batched(model, data, crops, labels_file, batch_size):
-    import inception
-
-    result = inception.evaluate(
-        model, data, crops=crops, batch_size=batch_size, progress=False, graph=True,
-        labels_file=labels_file,
-    )  # fmt: skip
-    return result["images_per_second"]
-
-
-def one_crop_at_a_time(model, size, crops, images):
-    import numpy as np
-    import tensorflow as tf
-
-    from inception.evaluation.crops import extract_crops
-
-    rng = np.random.default_rng(1)
-    image = rng.uniform(0, 255, (int(size * 1.2), int(size * 1.5), 3)).astype(np.float32)
-    crop_batch = extract_crops(image, crops, size).numpy() / 127.5 - 1
-    forward = tf.function(lambda x: model(x, training=False), autograph=False)
-    forward(crop_batch[:1])  # trace
+def run_eval(model, data, crops, limit, size, batch_size, micro_batch):
+    """One ``inception eval`` process: (images/s in steady state, seconds, peak RSS in MB)."""
+    out = os.path.join(tempfile.mkdtemp(), "eval.json")
+    argv = [sys.executable, "-m", "inception", "eval", "--model", model, "--weights", "none",
+            "--data", data, "--crops", str(crops), "--limit", str(limit),
+            "--image-size", str(size), "--json", out, "--quiet"]  # fmt: skip
+    if batch_size:
+        argv += ["--batch-size", str(batch_size)]
+    if micro_batch:
+        argv += ["--micro-batch", str(micro_batch)]
     start = time.perf_counter()
-    for _ in range(images):
-        probs = [forward(crop_batch[i : i + 1]) for i in range(len(crop_batch))]
-        np.mean([p.numpy() for p in probs], axis=0)
-    return images / (time.perf_counter() - start)
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"inception eval failed:\n{proc.stderr[-3000:]}")
+    with open(out) as f:  # max_rss_mb: the eval process' own peak resident memory
+        result = json.load(f)
+    return result["images_per_second"], wall, result["max_rss_mb"], result["micro_batch"]
 
 
-def main():
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="inception_resnet_v2")
+    p.add_argument("--model", default="inception_v4")
+    p.add_argument("--ensemble", action="store_true", help=f"evaluate {PAPER_ENSEMBLE}")
     p.add_argument("--size", type=int, default=299)
-    p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--images", type=int, default=None, help="images per run (default 32 / 1)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per step with 1 crop")
-    p.add_argument(
-        "--baseline-images", type=int, default=None, help="images per baseline run (16 / 1)"
-    )
+    p.add_argument("--images", type=int, default=2, help="images in the 144-crop runs")
+    p.add_argument("--one-crop-images", type=int, default=48, help="images in the 1-crop runs")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--micro-batch", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--crops", default="1,144")
-    args = p.parse_args()
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    model = PAPER_ENSEMBLE if args.ensemble else args.model
+    data = tempfile.mkdtemp(prefix="eval-bench-")
+    write_images(data, max(args.images, args.one_crop_images), args.size)
 
-    import tensorflow as tf
-
-    import inception
-
-    model = inception.build(args.model, input_shape=(args.size, args.size, 3), classes=args.classes)
-    schemes = [int(c) for c in args.crops.split(",")]
-    print(
-        f"{args.model} at {args.size}px, {os.cpu_count()} CPU cores, TF {tf.__version__}, "
-        f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
-    )
-    print("| crops | images/s batched | images/s one crop per call | speed-up |")
-    print("|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as root:
-        labels = os.path.join(root, "labels.txt")  # the model's classes; images use 2 of them
-        with open(labels, "w") as f:
-            f.write("".join(f"class{i}\n" for i in range(args.classes)))
-        for crops in schemes:
-            images = args.images or (32 if crops == 1 else 1)
-            batch = max(1, args.batch_size // crops)  # 144 crops: one image (144 crops) a step
-            data = os.path.join(root, f"c{crops}")
-            # one extra batch, as the first (traced) step is left out of images/s
-            write_images(data, images + batch, args.size)
-            fast = statistics.median(
-                batched(model, data, crops, labels, batch) for _ in range(args.repeats)
+    rows = {1: [], 144: []}
+    for _ in range(args.repeats):
+        for crops, limit in ((1, args.one_crop_images), (144, args.images)):
+            rate, wall, rss, micro = run_eval(
+                model, data, crops, limit, args.size, args.batch_size, args.micro_batch
             )
-            few = args.baseline_images or (16 if crops == 1 else 1)
-            slow = statistics.median(
-                one_crop_at_a_time(model, args.size, crops, few) for _ in range(args.repeats)
-            )
-            print(f"| {crops} | {fast:.3g} | {slow:.3g} | {fast / slow:.1f}x |", flush=True)
+            rows[crops].append((rate * crops, rate, wall, rss, micro))
+            print(f"  {crops:>3} crops: {rate * crops:7.1f} crops/s, peak {rss:,.0f} MB",
+                  file=sys.stderr)  # fmt: skip
+    summary = {}
+    for crops, values in rows.items():
+        summary[crops] = {
+            "crops_per_second": statistics.median(v[0] for v in values),
+            "images_per_second": statistics.median(v[1] for v in values),
+            "seconds": statistics.median(v[2] for v in values),
+            "peak_rss_mb": max(v[3] for v in values),
+            "micro_batch": values[0][4],
+        }
+    ratio = summary[144]["crops_per_second"] / summary[1]["crops_per_second"]
+    print(f"\n{model} at {args.size} px, batch size {args.batch_size or 'default'}, "
+          f"median of {args.repeats}\n")  # fmt: skip
+    print("| crops | crops/s | images/s | peak RSS | micro-batch |")
+    print("|---:|---:|---:|---:|---:|")
+    for crops, s in summary.items():
+        print(f"| {crops} | {s['crops_per_second']:.1f} | {s['images_per_second']:.3f} | "
+              f"{s['peak_rss_mb'] / 1024:.2f} GB | {s['micro_batch']} |")  # fmt: skip
+    print(f"\nper-crop throughput, 144 crops vs 1 crop: {ratio:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": model, "size": args.size, "batch_size": args.batch_size,
+                       "summary": summary, "ratio_144_vs_1": ratio}, f, indent=2)  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -83,13 +83,15 @@ class Runner:
     def forward(self, batch, eager: bool = False) -> np.ndarray:
         """``(members, rows, classes)`` probabilities for one micro-batch (a tuple per group).
 
-        A short batch is padded to ``rows`` so each model is traced or compiled once."""
+        A short (last) batch is padded to a power of two, so each model is traced or compiled
+        for few shapes."""
         count = len(batch[0])
+        padded = min(self.rows, 1 << max(count - 1, 0).bit_length())
         out = []
         for m, group, cols, logits in zip(self.members, self.group_of, self.columns, self.logits):
             x = batch[group]
-            if not eager and count < self.rows:
-                x = np.concatenate([x, np.repeat(x[-1:], self.rows - count, axis=0)])
+            if not eager and count < padded:
+                x = np.concatenate([x, np.repeat(x[-1:], padded - count, axis=0)])
             y = m.model(x, training=False) if eager else m.model.predict_on_batch(x)
             y = y[0] if isinstance(y, (list, tuple)) else y
             y = np.asarray(y, dtype=np.float64)[:count, cols]
@@ -110,9 +112,11 @@ class Runner:
             groups = self.crop(image)
             return groups, tf.fill([n], index), tf.fill([n], tf.cast(label, tf.int64))
 
+        # Multi-crop images are large (144 crops at 299 px: 154 MB): two in flight at most.
+        parallel = tf.data.AUTOTUNE if n == 1 else 2
         rows = (
             dataset.enumerate()
-            .map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .map(cut, num_parallel_calls=parallel, deterministic=True)
             .unbatch()
             .batch(self.rows)
             .prefetch(2)
