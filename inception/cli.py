@@ -17,6 +17,7 @@ COMMANDS = {
     "predict": ("inception.evaluation.predict", "classify images, folders or URLs"),
     "export": ("inception.serving.export", "export SavedModels for TensorFlow Serving"),
     "serve": ("inception.serving.server", "serve exported models over REST and gRPC"),
+    "plot": ("inception.plot", "draw a training run's curves or the model zoo (PNG)"),
 }
 
 
