@@ -2,62 +2,55 @@
 
 Szegedy, Ioffe, Vanhoucke, Alemi (2016). "Inception-v4, Inception-ResNet and the Impact of
 Residual Connections on Learning". arXiv:1602.07261.
+
+Every name below loads on first use, so ``import inception`` (and the ``inception`` command's
+``--help``) does not wait for Keras and TensorFlow. The package's Keras-serialisable classes
+(``Ensemble`` and its layers) are registered as soon as Keras is imported, so a saved ensemble
+loads with ``keras.saving.load_model`` after ``import inception``.
 """
 
-from .models import (
-    ConvBN,
-    InceptionResNetV1,
-    InceptionResNetV2,
-    InceptionV4,
-    ModelConfig,
-    ModelInfo,
-    ResidualScale,
-    build,
-    get_model_config,
-    list_models,
-    load_model,
-    model_info,
-    save_model,
-    set_model_info,
-)
-from .models.ensemble import Ensemble
-from .preprocessing import Preprocessing, class_names, decode_predictions, preprocess_input
+import contextlib as _contextlib
+import importlib as _importlib
+
+from ._imports import around_import as _around_import
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "InceptionV4",
-    "InceptionResNetV1",
-    "InceptionResNetV2",
-    "Ensemble",
-    "ConvBN",
-    "ResidualScale",
-    "ModelConfig",
-    "ModelInfo",
-    "Preprocessing",
-    "model_info",
-    "set_model_info",
-    "save_model",
-    "load_model",
-    "build",
-    "get_model_config",
-    "list_models",
-    "preprocess_input",
-    "decode_predictions",
-    "class_names",
-]
-
-_LAZY = {
-    "train": ("inception.training", "train"),
-    "evaluate": ("inception.evaluation", "evaluate"),
-}
+_EXPORTS = {
+    "inception.models": (
+        "InceptionV4", "InceptionResNetV1", "InceptionResNetV2", "ConvBN", "ResidualScale",
+        "ModelConfig", "ModelInfo", "build", "get_model_config", "list_models", "model_info",
+        "set_model_info", "save_model", "load_model",
+    ),
+    "inception.models.ensemble": ("Ensemble",),
+    "inception.preprocessing": (
+        "Preprocessing", "preprocess_input", "decode_predictions", "class_names",
+    ),
+    "inception.training": ("train",),
+    "inception.evaluation": ("evaluate",),
+}  # fmt: skip
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = list(_WHERE)
 
 
 def __getattr__(name):
-    """Training and evaluation APIs load on first use, so ``import inception`` stays light."""
-    if name in _LAZY:
-        import importlib
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'inception' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'inception' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+@_contextlib.contextmanager
+def _register_after():
+    yield
+    _importlib.import_module("inception.models.ensemble")  # registers the Keras classes
+
+
+if not _around_import("keras", _register_after):  # Keras is already loaded: register now
+    _importlib.import_module("inception.models.ensemble")

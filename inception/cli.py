@@ -1,5 +1,10 @@
 """The ``inception`` command. Each sub-command lives in its own module, imported only when used,
-exposing ``main(argv) -> int``."""
+exposing ``main(argv) -> int``; help and argument errors are answered before TensorFlow loads.
+
+TensorFlow's start-up lines (oneDNN, CUDA probing, absl) are kept off the terminal unless
+``--verbose`` (or ``INCEPTION_VERBOSE=1``) is given; errors are one line each
+(``INCEPTION_DEBUG=1`` shows the traceback).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from .errors import UsageError
 COMMANDS = {
     "models": ("inception.commands.models", "list the registered models (params, input, accuracy)"),
     "convert": ("inception.weights.cli", "convert a TF-slim / timm / Keras checkpoint"),
-    "train": ("inception.training.cli", "train a model with tf.distribute"),
+    "train": ("inception.training.cli", "train a model (Keras fit on TensorFlow or JAX)"),
     "eval": ("inception.evaluation.cli", "top-1/top-5 evaluation, multi-crop and ensembles"),
     "predict": ("inception.evaluation.predict", "classify images, folders or URLs"),
     "export": ("inception.serving.export", "export SavedModels for TensorFlow Serving"),
@@ -22,13 +27,29 @@ COMMANDS = {
 
 
 def _usage() -> str:
-    lines = ["usage: inception COMMAND [options]   (inception COMMAND --help for its options)", ""]
+    lines = [
+        "usage: inception [--verbose] COMMAND [options]   (inception COMMAND --help: its options)",
+        "",
+    ]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "  --version  print the version", "  --verbose  show TensorFlow's start-up log"]
     return "\n".join(lines)
+
+
+def quiet_tensorflow() -> None:
+    """Keeps TensorFlow's C++ start-up and device-probing lines off stderr (not errors of ours)."""
+    from ._imports import around_import, stderr_silenced
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    around_import("tensorflow", stderr_silenced)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool(os.environ.get("INCEPTION_VERBOSE"))
+    if argv and argv[0] == "--verbose":
+        verbose, argv = True, argv[1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -41,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"inception: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose:
+        quiet_tensorflow()
     module = importlib.import_module(COMMANDS[command][0])
     try:
         return int(module.main(rest) or 0)

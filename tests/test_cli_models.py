@@ -1,6 +1,9 @@
 """`inception models` and the command dispatcher."""
 
 import json
+import os
+import subprocess
+import sys
 
 import inception
 from inception import cli
@@ -23,3 +26,37 @@ def test_unknown_command(capsys):
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0
     assert "models" in capsys.readouterr().out
+
+
+HELP_SCRIPT = """
+import sys
+from inception import cli
+for command in cli.COMMANDS:
+    for argv in ([command, "--help"], [command, "--no-such-flag"]):
+        try:
+            cli.main(argv)
+        except SystemExit:
+            pass
+print(sorted(m for m in ("keras", "tensorflow", "jax") if m in sys.modules))
+"""
+
+
+def test_help_and_argument_errors_do_not_load_tensorflow():
+    """Every command answers --help and a bad flag before Keras or TensorFlow is imported."""
+    proc = subprocess.run(
+        [sys.executable, "-c", HELP_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert "unrecognized arguments: --no-such-flag" in proc.stderr
+
+
+def test_commands_keep_tensorflow_start_up_lines_off_stderr(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    argv = [sys.executable, "-m", "inception", "models", "--json"]
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert quiet.returncode == 0 and quiet.stdout.count("\n") == 3
+    assert quiet.stderr.strip() == "", quiet.stderr[-1000:]
+    verbose = subprocess.run(argv[:3] + ["--verbose", *argv[3:]], capture_output=True,
+                             text=True, timeout=300, env=env)  # fmt: skip
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout

@@ -83,9 +83,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     from .evaluator import evaluate, format_table
 
-    args = parser().parse_args(argv)
     weights = None
     if args.ensemble_weights:
         try:

@@ -59,7 +59,7 @@ def _build(
         ModelInfo(model_name, variant, preprocessing=config.preprocessing.replace(input_size=size)),
     )
     if weights is not None:
-        from ..weights import load_weights
+        from ..weights.loading import load_weights
 
         top = include_top and not features_only
         load_weights(model, model_name, weights, variant=variant, include_top=top,

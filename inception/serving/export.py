@@ -357,9 +357,9 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
+    args = parse_args(argv)
     from inception.models.members import check_entry, per_member, resolve_all, split_list
 
-    args = parse_args(argv)
     models = split_list(args.model)
     if not models:
         raise ValueError("--model is empty: pass a model name such as inception_v4.")

@@ -77,8 +77,10 @@ def main(argv=None) -> int:
 
     import inception
 
-    from . import fetch, get_entry, load_weights
     from .convert import convert_into
+    from .download import fetch
+    from .loading import load_weights
+    from .manifest import get_entry
     from .sources import detect_format, read_source
 
     def say(message):
