@@ -24,7 +24,7 @@ from . import crops as crop_lib
 
 ROWS_AT_299 = 16
 MAX_ROWS = 256
-EAGER_MAX_ROWS = 64  # fewer crops than this run eagerly: tracing a large graph costs seconds
+EAGER_MAX_ROWS = 16  # fewer crops than this run eagerly: tracing a large graph costs seconds
 
 
 def default_rows(sizes) -> int:
