@@ -158,7 +158,7 @@ def test_offline_error_names_url_file_and_manual_location(home, tmp_path, monkey
     with pytest.raises(DownloadError) as err:
         fetch(get_entry("timm:x"))
     msg = str(err.value)
-    assert f"could not download timm:x from {url}" in msg and "are you offline?" in msg
+    assert f"could not download timm:x from {url}" in msg and "is this machine offline?" in msg
     assert f"Expected file: w.safetensors (sha256 {'a' * 64})" in msg
     assert f"put it at {home / 'downloads' / 'w.safetensors'}" in msg
     assert leftovers(home) == []
@@ -191,6 +191,29 @@ def test_unhashed_entry_records_sha256_and_detects_later_changes(payloads, home,
     path.write_bytes(body + b"tampered")
     with pytest.raises(DownloadError, match="does not match the sha256"):
         fetch(get_entry("keras:x"))
+
+
+def test_hand_placed_unhashed_checkpoint_is_recorded_and_a_corrupt_one_named(
+    home, tmp_path, monkeypatch
+):
+    """A file put into downloads/ by hand for an entry without a published hash: its sha256 is
+    recorded at first use; a corrupt one gets one line saying which file to delete."""
+    use_manifest(tmp_path, monkeypatch, [
+        entry("slim:x", "http://127.0.0.1:9/none.tar.gz", "x.tar.gz", "slim", None)
+    ], defaults={"inception_resnet_v1": "slim:x"})  # fmt: skip
+    placed = home / "downloads" / "x.tar.gz"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"not a tar archive at all")
+    assert fetch(get_entry("slim:x")) == placed
+    assert (home / "downloads" / "x.tar.gz.sha256").read_text().split()[0] == file_hash(placed)
+    model = inception.build("inception_resnet_v1", input_shape=(75, 75, 3))
+    monkeypatch.setattr("inception.weights.manifest.resolve", lambda *a: get_entry("slim:x"))
+    monkeypatch.setattr("inception.weights.loading.resolve", lambda *a: get_entry("slim:x"))
+    monkeypatch.setattr("inception.weights.loading._check_entry", lambda *a: None)
+    with pytest.raises(DownloadError) as err:
+        load_weights(model, "inception_resnet_v1", "imagenet")
+    message = str(err.value)
+    assert str(placed) in message and "Delete it" in message and "\n" not in message
 
 
 def test_imagenet_weights_end_to_end(home, tmp_path, monkeypatch):

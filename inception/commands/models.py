@@ -11,7 +11,11 @@ def _fmt(value):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="inception models", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="inception models",
+        description="List the registered models with parameters, GMACs at 299x299, input size "
+        "and the paper's and the released checkpoints' top-1/top-5 accuracy.",
+    )
     parser.add_argument("--all-variants", action="store_true", help="one row per variant")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args(argv)

@@ -58,7 +58,10 @@ def fetch(entry: Entry) -> Path:
     target = downloads_dir() / entry.file
     expected = _expected(entry, target)
     if target.is_file():
-        if expected is None or file_digest(target, expected[0]) == expected[1]:
+        if expected is None:  # placed by hand: trusted on first use, and recorded from now on
+            Path(f"{target}.sha256").write_text(f"{file_digest(target)}  {entry.file}\n")
+            return target
+        if file_digest(target, expected[0]) == expected[1]:
             return target
         raise DownloadError(
             f"{target} does not match the {expected[0]} {expected[1]} of {entry.name}; it is "
@@ -83,8 +86,8 @@ def _get_file(entry: Entry, staging: Path, expected) -> Path:
         f"Expected file: {entry.file}"
         + (f" ({expected[0]} {expected[1]})" if expected else "")
         + f". To install it by hand, download {entry.url} and put it at "
-        f"{downloads_dir() / entry.file} (or set INCEPTION_HOME), or pass the local path as "
-        "weights=."
+        f"{downloads_dir() / entry.file} (or set INCEPTION_HOME), or pass the local path "
+        "(--weights PATH, weights=PATH)."
     )
     try:
         path = keras.utils.get_file(
@@ -109,7 +112,7 @@ def _get_file(entry: Entry, staging: Path, expected) -> Path:
         elif isinstance(cause, urllib.error.HTTPError):
             what = f"the server answered HTTP {cause.code} {cause.reason}"
         elif isinstance(cause, urllib.error.URLError):
-            what = f"the server could not be reached ({cause.reason}); are you offline?"
+            what = f"the server could not be reached ({cause.reason}; is this machine offline?)"
         else:
             what = str(exc)
         raise DownloadError(

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 from pathlib import Path
 
 from ..models.info import model_info, read_info, set_model_info
 from ..preprocessing import Preprocessing, imagenet_synsets
 from .convert import convert_into
-from .download import converted_dir, fetch
+from .download import DownloadError, converted_dir, fetch
 from .manifest import Entry, entries, preprocessing_for, resolve
 from .sources import WeightsError, detect_format, read_keras3_applications, read_source
 
@@ -134,7 +135,15 @@ def _load_entry(model, model_name, entry: Entry, verbose):
         except Exception:  # a stale or damaged cache entry: convert again
             cached.unlink(missing_ok=True)
     source = fetch(entry)
-    report = convert_into(model, model_name, read_source(str(source), entry.format))
+    try:
+        checkpoint = read_source(str(source), entry.format)
+    except (WeightsError, OSError, EOFError, tarfile.TarError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DownloadError(
+            f"{source}, the local copy of {entry.name}, cannot be read ({first}). Delete it to "
+            f"download {entry.url} again, or put a good copy there."
+        ) from None
+    report = convert_into(model, model_name, checkpoint)
     if verbose:
         print(report.summary())
     cached.parent.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,8 @@ def _extract_checkpoint(archive: str, dest: str) -> None:
             else:  # Python < 3.10.12: members were checked above
                 tar.extractall(dest, members=members)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise WeightsError(f"{archive} is not a readable tar archive ({exc}).") from None
+        cause = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
+        raise WeightsError(f"{archive} is not a readable tar archive ({cause}).") from None
 
 
 # --- timm safetensors ----------------------------------------------------------------------------
