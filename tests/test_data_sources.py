@@ -168,3 +168,21 @@ def test_imagenet2012_builder_from_miniature_tars(imagenet2012_manual):  # noqa:
         load_source("imagenet2012", "test", data_dir=data_dir)
     with pytest.raises(UsageError, match="folder data sets only"):
         load_source("imagenet2012", "train", data_dir=data_dir, labels_file="x.txt")
+
+
+def test_unreachable_tfds_download_fails_at_once():
+    """tfds retries an unreachable download for minutes; the source fails at once instead."""
+    import socket
+    import time
+    from types import SimpleNamespace
+
+    from inception.data.sources import _check_reachable
+
+    with socket.socket() as s:  # a port on 127.0.0.1 that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    builder = SimpleNamespace(url_infos={f"http://127.0.0.1:{port}/data.tgz": None}, data_dir="/d")
+    start = time.monotonic()
+    with pytest.raises(UsageError, match="download from 127.0.0.1 cannot be reached"):
+        _check_reachable(builder, "nowhere")
+    assert time.monotonic() - start < 30

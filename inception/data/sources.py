@@ -282,6 +282,29 @@ def imagenet_manual_dir(data_dir=None, manual_dir=None) -> Path:
     return base / "downloads" / "manual"
 
 
+def _check_reachable(builder, name, timeout: float = 5.0) -> None:
+    """Fails at once, naming the host, when a download the data set needs cannot be reached
+    (tfds itself retries for minutes when offline)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        urls = list(builder.url_infos or {})
+    except Exception:  # noqa: BLE001 (no checksums recorded: nothing to check beforehand)
+        return
+    for host, port in sorted({(urlsplit(u).hostname, urlsplit(u).port or 443) for u in urls}):
+        if not host:
+            continue
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as exc:
+            raise UsageError(
+                f"tfds:{name} is not prepared in {builder.data_dir} and its download from {host} "
+                f"cannot be reached ({exc}); prepare it where the internet is reachable "
+                f"(`tfds build {name} --data_dir DIR`) and pass --data-dir DIR, or give a folder."
+            ) from None
+
+
 def _tfds_source(name, split, data_dir, manual_dir, labels_file) -> Source:
     import tensorflow_datasets as tfds
 
@@ -309,6 +332,8 @@ def _tfds_source(name, split, data_dir, manual_dir, labels_file) -> Source:
                     f"in {manual} (or pass --data-dir/data_dir: a tfds data dir whose "
                     "downloads/manual holds them)."
                 )
+        else:
+            _check_reachable(builder, name)
         log.info("preparing tfds data set %s in %s (first use)", name, builder.data_dir)
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual))
