@@ -173,7 +173,6 @@ def test_imagenet2012_builder_from_miniature_tars(imagenet2012_manual):  # noqa:
 def test_unreachable_tfds_download_fails_at_once():
     """tfds retries an unreachable download for minutes; the source fails at once instead."""
     import socket
-    import time
     from types import SimpleNamespace
 
     from inception.data.sources import _check_reachable
