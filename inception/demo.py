@@ -7,7 +7,9 @@
    model on a generated data set, evaluates it, exports it and serves it (each step in its module's
    ``demo.run``).
 
-Run it with ``python -m inception.demo [--workdir DIR] [--skip-pipeline]``.
+Run it with ``python -m inception.demo [--workdir DIR] [--skip-pipeline]``. Everything is
+written under ``out/demo`` (emptied at the start of each run) or ``--workdir``, and the folder is
+printed at the end.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import os
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
@@ -49,21 +50,15 @@ def sample_images(out_dir: Path, n: int = 4, seed: int = 0) -> list[Path]:
     return paths
 
 
-def load_batch(paths, size: int, crop_fraction: float = 0.875) -> np.ndarray:
-    """Central crop (``crop_fraction`` of the shorter side), bilinear resize, scale to [-1, 1]."""
-    from PIL import Image
+def load_batch(paths, prep) -> np.ndarray:
+    """The images as the model's preprocessing (``inception.Preprocessing``) prepares them: the
+    crop of ``inception eval``, resized and scaled."""
+    import tensorflow as tf
 
-    import inception
+    from inception.evaluation.crops import extract
 
-    batch = []
-    for path in paths:
-        img = Image.open(path).convert("RGB")
-        w, h = img.size
-        side = int(min(w, h) * crop_fraction)
-        left, top = (w - side) // 2, (h - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-        batch.append(np.asarray(img, dtype="float32"))
-    return inception.preprocess_input(np.stack(batch))
+    images = [tf.io.decode_image(Path(p).read_bytes(), channels=3) for p in paths]
+    return np.concatenate([extract(image, 1, prep).numpy() for image in images])
 
 
 def model_table(paths) -> None:
@@ -77,7 +72,7 @@ def model_table(paths) -> None:
     for name in inception.list_models():
         config = inception.get_model_config(name)
         model = inception.build(name)
-        x = tf.constant(load_batch(paths, config.input_size, config.preprocessing.crop_fraction))
+        x = tf.constant(load_batch(paths, config.preprocessing))
         fn = tf.function(lambda x, model=model: model(x, training=False))
         fn(x)
         start = time.perf_counter()
@@ -131,22 +126,37 @@ def pipeline(workdir: Path) -> None:
         start = time.perf_counter()
         if trained is None:
             trained = module.run(workdir)
+            from inception.plot import plot_run
+
+            print(f"   training curves: {plot_run(Path(trained['keras_model']).parent)}")
         else:
             module.run(workdir, trained)
         print(f"   ({title}: {time.perf_counter() - start:.0f} s)")
 
 
+DEFAULT_WORKDIR = Path("out") / "demo"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inception.demo", description=__doc__)
-    parser.add_argument("--workdir", help="where the demo writes (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir",
+        help=f"where the demo writes (default {DEFAULT_WORKDIR}, emptied at the start of each run)",
+    )
     parser.add_argument("--skip-pipeline", action="store_true", help="only the model table")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="inception-demo-"))
-    print(f"== models (sample images and outputs under {workdir})")
+    from inception.cli import quiet_tensorflow
+
+    quiet_tensorflow()
+    workdir = Path(args.workdir) if args.workdir else DEFAULT_WORKDIR
+    if not args.workdir and workdir.exists():  # the default folder is reused, never piled up
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"== models (sample images and outputs under {workdir.resolve()})")
     model_table(sample_images(workdir / "samples"))
     if not args.skip_pipeline:
         pipeline(workdir)
+    print(f"\ndemo files: {workdir.resolve()}")
     return 0
 
 
