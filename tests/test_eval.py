@@ -6,6 +6,8 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import CASES, NUM, colour_model
+from helpers import write_colour_folder as write_folder
 from ilsvrc import write_ilsvrc2012
 from PIL import Image
 
@@ -13,43 +15,6 @@ import inception
 from inception import cli
 from inception.evaluation.evaluator import format_table
 from inception.evaluation.metrics import TopK, label_ranks
-
-# A "colour" classifier: class j is the red level R_j = 20 + 20 j; logits -(r - c_j)^2 up to a
-# per-image constant, linear in the mean red r (in the [-1, 1] model input), so the ranking of
-# an image of red R_p + 5 is p, p+1, p-1, p+2, p-2, p+3, ...
-NUM = 10
-CENTRES = (20 + 20 * np.arange(NUM)) / 127.5 - 1
-# (predicted class p, true label): top-1 right 4 times; label in the top 5 (|label - p| <= 2)
-# 3 more times; 3 times not in the top 5.
-CASES = [(3, 3), (5, 5), (0, 0), (9, 9), (5, 6), (5, 3), (0, 4), (5, 8), (1, 7), (9, 2)]
-
-
-def colour_model(size=48, background=None, name="colour"):
-    images = keras.Input((size, size, 3))
-    x = keras.layers.GlobalAveragePooling2D()(images)
-    kernel = np.zeros((3, NUM), np.float32)
-    kernel[0] = 20 * 2 * CENTRES
-    bias = -20 * CENTRES**2
-    if background is not None:  # slim's layout: an extra class 0 in front
-        kernel, bias = np.concatenate([np.zeros((3, 1)), kernel], 1), np.r_[background, bias]
-    dense = keras.layers.Dense(len(bias), activation="softmax")
-    model = keras.Model(images, dense(x), name=name)
-    dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    return model
-
-
-def write_folder(root, cases=CASES, size=(40, 56)):
-    """PNG images (exact colours) in class sub-folders c0..c9; returns the root."""
-    for i, (pred, label) in enumerate(cases):
-        folder = root / f"c{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        image = np.zeros((*size, 3), np.uint8)
-        image[..., 0] = 20 + 20 * pred + 5
-        image[..., 1] = 90
-        Image.fromarray(image).save(folder / f"{i}.png")
-    for label in range(NUM):
-        (root / f"c{label}").mkdir(exist_ok=True)
-    return root
 
 
 def test_label_ranks_and_topk_arithmetic():

@@ -1,7 +1,8 @@
 """``inception.evaluation.demo.run``: the ``make demo`` step on a small saved model."""
 
 import numpy as np
-from test_eval import CASES, write_folder
+from helpers import CASES
+from helpers import write_colour_folder as write_folder
 
 import inception
 from inception.evaluation import demo

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import colour_model
 from PIL import Image
-from test_eval import colour_model
 
 from inception import cli
 from inception.evaluation.predict import predict

@@ -11,7 +11,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from weights_fixtures import slim_checkpoints, timm_files  # noqa: E402, F401
 
 import inception  # noqa: E402
 from inception.weights import WeightsError, convert_into  # noqa: E402
