@@ -52,11 +52,15 @@ class Progress:
         self.done = 0
 
     def rate(self) -> float:
-        """Units per second since the first update (or since the start, before it)."""
+        """Units per second since the first update, when that covers most of the run; else
+        since the start (a run whose work all completed at once has no steady state)."""
         now = time.perf_counter()
+        overall = self.done / max(now - self.start, 1e-9)
         if self._first is None or self.done <= self._first[1]:
-            return self.done / max(now - self.start, 1e-9)
+            return overall
         t0, n0 = self._first
+        if now - t0 < 0.25 * (now - self.start):
+            return overall
         return (self.done - n0) / max(now - t0, 1e-9)
 
     def text(self, extra: str = "") -> str:
