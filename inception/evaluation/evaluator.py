@@ -21,7 +21,7 @@ from ..models.members import DEFAULT_WEIGHTS, per_member, resolve_all, split_lis
 from ..progress import Progress
 from . import crops as crop_lib
 from .metrics import TopK
-from .runner import EAGER_MAX_ROWS, Runner, common_classes
+from .runner import Runner, common_classes
 
 
 def _label_map(space, source, members) -> np.ndarray | None:
@@ -131,7 +131,7 @@ def evaluate(
         runner.rows = min(runner.rows, int(batch_size) * crops)
 
     total = source.num_examples if limit is None else min(int(limit), source.num_examples)
-    eager = total * runner.n_crops < EAGER_MAX_ROWS
+    eager = runner.eager_for(total)
     counters = [TopK() for _ in members]
     combined = TopK()
     mode = {True: None, False: "none", None: None}.get(progress, progress)

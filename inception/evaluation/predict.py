@@ -130,7 +130,7 @@ def predict(
     from ..models.ensemble import member_num_classes
     from ..models.members import check_entry, resolve_all, split_list
     from . import crops as crop_lib
-    from .runner import EAGER_MAX_ROWS, Runner, common_classes
+    from .runner import Runner, common_classes
 
     crop_lib.check_scheme(crops)
     if top < 1:
@@ -160,7 +160,7 @@ def predict(
     data = tf.data.Dataset.from_tensor_slices(
         ([d for _, d in good], tf.constant([i for i, _ in good], tf.int64))
     ).map(lambda b, i: (tf.io.decode_image(b, channels=3, expand_animations=False), i))
-    eager = len(good) * runner.n_crops < EAGER_MAX_ROWS
+    eager = runner.eager_for(len(good))
     for probs, index in runner.stream(data, eager=eager):
         p = probs.mean(axis=0)
         best = np.argsort(-p, kind="stable")[:top]

@@ -24,7 +24,9 @@ from . import crops as crop_lib
 
 ROWS_AT_299 = 16
 MAX_ROWS = 256
-EAGER_MAX_ROWS = 16  # fewer crops than this run eagerly: tracing a large graph costs seconds
+# A tiny job runs eagerly (tracing a large graph costs seconds); anything bigger is compiled,
+# which also holds far less memory: at most 16 crops of 128 x 128 pixels in all.
+EAGER_MAX_PIXELS = 16 * 128 * 128
 
 
 def default_rows(sizes) -> int:
@@ -74,6 +76,11 @@ class Runner:
             raise ValueError(f"--micro-batch must be at least 1; got {rows}.")
         self.rows = int(rows) if rows else default_rows(p.input_size for p in preps)
         self.n_crops = len(crop_lib.crop_boxes(self.crops, 10, 10)[1])
+
+    def eager_for(self, images: int) -> bool:
+        """Whether ``images`` images are few and small enough to run without compiling."""
+        largest = max(p.input_size for p in self.preps)
+        return images * self.n_crops * largest**2 <= EAGER_MAX_PIXELS
 
     def crop(self, image):
         """``tf.data`` map function: one decoded image -> a tuple of ``(n, s, s, 3)`` batches,
