@@ -7,25 +7,43 @@
 ``GET  /healthz`` (ready: 200, else 503) and ``GET /metrics`` (Prometheus; also at TF-Serving's
 ``/monitoring/prometheus/metrics``). Errors are ``{"error": "..."}`` with the HTTP status of
 the gRPC code.
+
+Bodies are read as they stream in, up to ``--max-request-bytes`` (also after ``gzip`` or
+``deflate`` decompression, which stops at the limit) and within ``--read-timeout-seconds``.
+Bodies over ``LARGE_REQUEST_BYTES`` are decompressed, depth-checked, parsed and converted on a
+parse thread, one of ``--max-large-requests``; small ones on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
+import zlib
 
+import grpc
+import numpy as np
 from aiohttp import web
 from google.protobuf import json_format
 
 from . import codec, protos
-from .errors import ServingError, invalid, not_found
+from .errors import ServingError, internal, invalid, not_found, too_large
+from .server import LARGE_REQUEST_BYTES
+
+log = logging.getLogger("inception.serving")
+
+MAX_JSON_DEPTH = 64  # a rank-32 tensor in the row format needs about 35
+ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 
 _PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$"
 )
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def _error(exc: ServingError) -> web.Response:
@@ -38,20 +56,175 @@ def _parse_path(request: web.Request):
         raise not_found(f"Malformed request: {request.method} {request.path}")
     version = m["version"]
     if version is not None:
-        if not version.isdigit():
-            raise invalid(f"version must be a positive integer, got {version!r}")
+        if not re.fullmatch(r"[0-9]{1,19}", version) or int(version) >= 2**63:
+            raise invalid(
+                f"the model version in the URL must be a positive integer, got {version!r}."
+            )
         version = int(version)
     return m["name"], version, m["label"], m["metadata"] is not None, m["verb"]
 
 
-def _json(data, status=200) -> web.Response:
+def _dumps(data) -> str:
     # NaN/Infinity are written as TF-Serving does (bare NaN); bytes never reach here.
-    return web.Response(
-        text=json.dumps(data, separators=(",", ":")), status=status, content_type="application/json"
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _json(data, status=200) -> web.Response:
+    return _text(_dumps(data), status)
+
+
+def _text(text: str, status=200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _over_limit(limit: int, what: str = "the request body is too large") -> ServingError:
+    return too_large(
+        f"{what}: more than {limit} bytes (--max-request-bytes); send fewer or smaller "
+        "images per request."
     )
 
 
+async def read_body(request: web.Request, limit: int, timeout: float) -> tuple[bytes, str]:
+    """The raw body (possibly compressed) and its ``Content-Encoding``, read as it streams in:
+    refused past ``limit`` bytes, or when it takes longer than ``timeout`` seconds."""
+    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ENCODINGS:
+        raise invalid(
+            f"unsupported Content-Encoding {encoding!r}; send the body as is, gzip or deflate.",
+            http=415,
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise _over_limit(limit)
+
+    async def read():
+        chunks, size = [], 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise _over_limit(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), timeout), encoding
+    except asyncio.TimeoutError:
+        raise ServingError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"the request body did not arrive within {timeout:g} s (--read-timeout-seconds).",
+            http=408,
+        ) from None
+
+
+def inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    """Decompresses a ``gzip``/``deflate`` body, stopping as soon as it passes ``limit``."""
+    if encoding == "identity":
+        return data
+    wbits = (
+        31 if encoding in ("gzip", "x-gzip") else (15 if data[:1] and data[0] & 15 == 8 else -15)
+    )
+    out, size = [], 0
+    try:
+        while data:
+            inflater = zlib.decompressobj(wbits)
+            chunk = inflater.decompress(data, limit - size + 1)
+            size += len(chunk)
+            if size > limit or inflater.unconsumed_tail:
+                raise _over_limit(limit, f"the {encoding} request body is too large once inflated")
+            if not inflater.eof:
+                raise invalid(f"the {encoding} request body is cut short.")
+            out.append(chunk)
+            data = inflater.unused_data if wbits == 31 else b""  # gzip may hold several members
+    except zlib.error as exc:
+        raise invalid(f"the request body is not valid {encoding} data: {exc}.") from None
+    return b"".join(out)
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (string contents ignored); cheap when
+    there are few brackets, about 1 s for 60 MB of numbers otherwise."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = peak = 0
+    step = 1 << 22
+    for start in range(0, len(brackets), step):
+        part = np.frombuffer(brackets, np.uint8, min(step, len(brackets) - start), start)
+        levels = np.where((part == ord("[")) | (part == ord("{")), 1, -1).astype(np.int32)
+        levels = np.cumsum(levels, dtype=np.int64) + depth
+        peak, depth = max(peak, int(levels.max())), int(levels[-1])
+    return peak
+
+
+def decode_json(data: bytes, encoding: str, limit: int):
+    body = inflate(data, encoding, limit)
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise invalid(
+            f"the JSON body nests arrays/objects {depth} levels deep; the limit is "
+            f"{MAX_JSON_DEPTH}."
+        )
+    try:
+        body = json.loads(body)
+    except RecursionError:
+        raise invalid(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise invalid(f"JSON Parse error: {exc}") from None
+    if not isinstance(body, dict):
+        raise invalid("the request body must be a JSON object.")
+    name = body.get("signature_name")
+    if name is not None and not isinstance(name, str):
+        raise invalid("'signature_name' must be a string.")
+    return body
+
+
+def parse_predict(server, v, data: bytes, encoding: str):
+    """Body -> ``(signature, inputs, rows, columnar)``, every check done."""
+    body = decode_json(data, encoding, server.max_request_bytes)
+    sig = server.signature(v, body.get("signature_name"))
+    inputs, _, columnar = codec.parse_predict(body, sig.inputs, server.max_rows)
+    rows = server.check_inputs(sig, inputs)
+    return sig, inputs, rows, columnar
+
+
+def parse_classify(server, v, data: bytes, encoding: str):
+    """Body -> ``(signature, inputs, rows)``, every check done."""
+    body = decode_json(data, encoding, server.max_request_bytes)
+    sig = server.classify_signature(v, body.get("signature_name"))
+    examples = protos.examples_from_json(body, server.max_rows, server.max_request_bytes)
+    return sig, server.classify_inputs(sig, examples), len(examples)
+
+
+def _is_large(request: web.Request) -> bool:
+    length = request.content_length
+    return length is None or length > LARGE_REQUEST_BYTES or "Content-Encoding" in request.headers
+
+
 def make_app(server) -> web.Application:
+    async def infer(request, name, version, label, verb):
+        v = server.resolve(name, version, label)
+        large = _is_large(request)
+        async with server.admit(large):
+            data, encoding = await read_body(request, server.max_request_bytes, server.read_timeout)
+            large = large or len(data) > LARGE_REQUEST_BYTES
+            if verb == "predict":
+                sig, inputs, rows, columnar = await server.offload(
+                    large, parse_predict, server, v, data, encoding
+                )
+                del data
+                outputs = await server.run(v, sig, inputs, rows)
+                return _text(
+                    await server.offload(
+                        large, lambda: _dumps(codec.predict_response(outputs, columnar))
+                    )
+                )
+            sig, inputs, rows = await server.offload(
+                large, parse_classify, server, v, data, encoding
+            )
+            del data
+            outputs = await server.run(v, sig, inputs, rows)
+            result = protos.classify_rows(outputs.get("classes"), outputs.get("scores"), rows)
+            return _json({"result": result})
+
     async def models(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         name, method, code = request.match_info.get("tail", "?"), "unknown", "OK"
@@ -83,40 +256,14 @@ def make_app(server) -> web.Application:
             method = verb
             if verb == "regress":
                 raise invalid("this server's models have no regression signatures.")
-            try:
-                body = json.loads(await request.read())
-            except web.HTTPRequestEntityTooLarge:
-                raise
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise invalid(f"JSON Parse error: {exc}") from None
-            if not isinstance(body, dict):
-                raise invalid("the request body must be a JSON object.")
-            signature_name = body.get("signature_name")
-            if signature_name is not None and not isinstance(signature_name, str):
-                raise invalid("'signature_name' must be a string.")
-            if verb == "predict":
-                v = server.resolve(name, version, label)
-                sig = server.signature(v, signature_name)
-                inputs, _, columnar = codec.parse_predict(body, sig.inputs)
-                _, _, outputs = await server.predict(name, v.number, None, sig.name, inputs)
-                return _json(codec.predict_response(outputs, columnar))
-            examples = codec.examples_from_json(body)
-            _, _, classes, scores = await server.classify(
-                name, version, label, signature_name, examples
-            )
-            return _json({"result": protos.classify_rows(classes, scores, len(examples))})
-        except web.HTTPRequestEntityTooLarge as exc:
-            code = "RESOURCE_EXHAUSTED"
-            return web.json_response(
-                {
-                    "error": f"request body too large: {exc.text}; the limit is "
-                    f"{server.max_request_bytes} bytes (--max-request-bytes)."
-                },
-                status=413,
-            )
+            return await infer(request, name, version, label, verb)
         except ServingError as exc:
             code = exc.code.name
             return _error(exc)
+        except Exception:  # a bug: logged, answered 500 and counted as such
+            log.exception("REST %s %s failed", request.method, request.path)
+            code = "INTERNAL"
+            return _error(internal("internal error while answering the request (see the log)."))
         finally:
             server.metrics.observe(name, "rest", method, code, time.perf_counter() - started)
 
@@ -137,8 +284,11 @@ def make_app(server) -> web.Application:
 
 
 async def start(server, host: str, port: int):
-    """Starts the REST app; returns the runner (for cleanup) and the bound port."""
-    runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=server.grace_seconds)
+    """Starts the REST app; returns the runner (for cleanup) and the bound port. Bodies are
+    decompressed here (``inflate``, capped), not by aiohttp."""
+    runner = web.AppRunner(
+        make_app(server), access_log=None, shutdown_timeout=2.0, auto_decompress=False
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
