@@ -157,14 +157,15 @@ class ModelServer:
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful shutdown within ``grace`` seconds: stops accepting (new requests on open
-        connections get UNAVAILABLE), runs queued batches that can finish in time, answers
-        the rest UNAVAILABLE, then releases the threads."""
+        connections get UNAVAILABLE), runs the queued batches that can finish a second before
+        the end (time to answer and for the process to exit), answers the rest UNAVAILABLE,
+        then releases the threads."""
         grace = self.grace_seconds if grace is None else grace
         self.draining = True
         if not self._started:
             return
         self._started = False
-        self.deadline = time.monotonic() + grace
+        self.deadline = time.monotonic() + grace - min(1.0, grace / 4)
         versions = [v for m in self.models.values() for v in m.versions.values()]
         for batcher in [b for v in versions for b in v.batchers.values()]:
             batcher.deadline = self.deadline
