@@ -17,10 +17,10 @@ import grpc
 import numpy as np
 import pytest
 
-from inception.serving import codec, protos
+from inception.serving import codec, protos, rest
 from inception.serving.batching import Batcher, BatchingParameters
 from inception.serving.errors import ServingError, _clean
-from inception.serving.rest import MAX_JSON_DEPTH, decode_json, inflate, json_depth
+from inception.serving.rest import MAX_JSON_DEPTH, decode_json, inflate, parse_json
 
 MB = 1024 * 1024
 
@@ -262,15 +262,39 @@ def test_decompression_stops_at_the_limit():
 
 
 def test_json_depth_is_limited_before_parsing():
-    deep = b"[" * 10_000 + b"]" * 10_000
-    assert json_depth(deep) == 10_000
-    error = failure(lambda: decode_json(b'{"instances": ' + deep + b"}", "identity", 10 * MB))
+    deep = b'{"instances": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    error = failure(lambda: decode_json(deep, "identity", 10 * MB))
     assert error.http_status == 400
     assert "10001 levels deep" in error.message and str(MAX_JSON_DEPTH) in error.message
-    quoted = json.dumps({"instances": ["[" * 500 + "{" * 500], "x": [[[1]]]}).encode()
-    assert json_depth(quoted) == 4  # brackets inside strings do not count
-    assert decode_json(quoted, "identity", MB)["x"] == [[[1]]]
+    quoted = {"instances": ["[" * 500 + '{"\\' * 500], "x": [[[1]]], "y": list(range(99))}
+    assert parse_json(json.dumps(quoted).encode()) == quoted  # brackets in strings do not count
     assert "JSON Parse error" in failure(lambda: decode_json(b"\xff{", "identity", MB)).message
+    for broken in (b"[" + b"[]," * 40 + b"[]", b'{"a": "' + b"[" * 70, b"]" * 70):
+        assert "JSON Parse error" in failure(lambda b=broken: parse_json(b)).message
+
+
+def test_large_json_is_parsed_a_chunk_at_a_time(monkeypatch):
+    """No single json.loads call (which holds the GIL) sees more than JSON_CHUNK bytes, and
+    the result is what json.loads gives for the whole text."""
+    rng = np.random.default_rng(0)
+    doc = {
+        "signature_name": "predict_pixels",
+        "instances": rng.random((4, 60, 60, 3)).round(3).tolist(),
+        "extra": {"strings": ["[{,:}]" * 50] * 200, "big": {"x": list(range(60_000))}},
+    }
+    body = json.dumps(doc).encode()
+    seen = []
+    loads = json.loads
+
+    def recording(text, *args, **kwargs):
+        seen.append(len(text))
+        return loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(rest.json, "loads", recording)
+    monkeypatch.setattr(rest, "JSON_CHUNK", 16 * 1024)
+    assert len(body) > 40 * 16 * 1024
+    assert parse_json(body) == loads(body)
+    assert len(seen) > 40 and max(seen) <= 16 * 1024 + 2
 
 
 def test_json_strings_become_object_arrays_without_padding():

@@ -225,6 +225,7 @@ def test_errors_map_to_http_statuses():
 
 
 SERVER_MODULES = [
+    "cli",
     "server",
     "rest",
     "grpc_api",

@@ -86,28 +86,30 @@ def _strings(value, key: str) -> np.ndarray:
 
 
 def to_array(value, info: TensorInfo) -> np.ndarray:
-    """A JSON value -> an array of ``info``'s dtype, its shape checked against the signature."""
+    """A JSON value -> an array of ``info``'s dtype, its shape checked against the signature
+    (from the nesting of the lists, before converting anything)."""
+    if info.is_string:
+        arr = _strings(value, info.key)
+        check_shape(arr, info)
+        return arr
+    dims, leaf = [], value
+    while isinstance(leaf, list):
+        dims.append(len(leaf))
+        leaf = leaf[0] if leaf else None
+    if isinstance(leaf, (str, dict)):
+        raise invalid(f"input {info.key!r} expects {info.describe()} numbers, got text")
+    check_dims(dims, info)
     try:
-        if info.is_string:
-            arr = _strings(value, info.key)
-        else:
-            if _has_strings(value):
-                raise invalid(f"input {info.key!r} expects {info.describe()} numbers, got text")
-            arr = np.asarray(value, dtype=info.dtype)
+        arr = np.asarray(value, dtype=info.dtype)
     except (ValueError, TypeError, OverflowError) as exc:
+        text = isinstance(exc, TypeError) or "could not convert string" in str(exc)
         raise invalid(
-            f"input {info.key!r} ({info.describe()}) cannot hold the given value: {exc}"
+            f"input {info.key!r} expects {info.describe()} numbers, got text: {exc}"
+            if text
+            else f"input {info.key!r} ({info.describe()}) cannot hold the given value: {exc}"
         ) from None
     check_shape(arr, info)
     return arr
-
-
-def _has_strings(value) -> bool:
-    if isinstance(value, list):
-        return any(_has_strings(v) for v in value[:4]) or (
-            len(value) > 4 and any(_has_strings(v) for v in value)
-        )
-    return isinstance(value, (str, dict))
 
 
 def check_shape(arr: np.ndarray, info: TensorInfo) -> None:

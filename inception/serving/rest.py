@@ -42,8 +42,6 @@ _PATH = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$"
 )
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def _error(exc: ServingError) -> web.Response:
@@ -139,36 +137,121 @@ def inflate(data: bytes, encoding: str, limit: int) -> bytes:
     return b"".join(out)
 
 
-def json_depth(body: bytes) -> int:
-    """How deep arrays and objects nest in a JSON text (string contents ignored); cheap when
-    there are few brackets, about 1 s for 60 MB of numbers otherwise."""
-    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
-        return 0
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    depth = peak = 0
-    step = 1 << 22
-    for start in range(0, len(brackets), step):
-        part = np.frombuffer(brackets, np.uint8, min(step, len(brackets) - start), start)
-        levels = np.where((part == ord("[")) | (part == ord("{")), 1, -1).astype(np.int32)
-        levels = np.cumsum(levels, dtype=np.int64) + depth
-        peak, depth = max(peak, int(levels.max())), int(levels[-1])
-    return peak
+JSON_CHUNK = 256 * 1024  # the most JSON text one json.loads call parses (it holds the GIL)
+_STEP = 1 << 22
+_STRUCTURAL = np.zeros(256, bool)
+_STRUCTURAL[list(b"[]{},:")] = True
+_DELTA = np.zeros(256, np.int8)
+_DELTA[list(b"[{")], _DELTA[list(b"]}")] = 1, -1
 
 
-def decode_json(data: bytes, encoding: str, limit: int):
-    body = inflate(data, encoding, limit)
-    depth = json_depth(body)
-    if depth > MAX_JSON_DEPTH:
-        raise invalid(
-            f"the JSON body nests arrays/objects {depth} levels deep; the limit is "
-            f"{MAX_JSON_DEPTH}."
+def json_index(body: bytes):
+    """Positions, nesting levels and bytes of the structural characters ``[]{},:`` outside
+    strings (a container's brackets and its own commas share one level, the outermost 1),
+    computed with NumPy a few MiB at a time. Raises INVALID_ARGUMENT for text nested deeper
+    than ``MAX_JSON_DEPTH`` or with unbalanced brackets or quotes."""
+    data = np.frombuffer(body, np.uint8)
+    found, quoted, escapes, depth, peak = [], 0, 0, 0, 0
+    for start in range(0, len(data), _STEP):
+        chunk = data[start : start + _STEP]
+        index = np.arange(len(chunk), dtype=np.int32)
+        last_plain = np.maximum.accumulate(np.where(chunk == 92, np.int32(-1), index))
+        quotes = np.flatnonzero(chunk == 34)
+        before = last_plain[np.maximum(quotes - 1, 0)] if len(chunk) else quotes
+        before = np.where(quotes > 0, before, -1)
+        runs = quotes - 1 - before + np.where(before < 0, escapes, 0)  # backslashes before
+        quotes = quotes[runs % 2 == 0]  # the unescaped ones open or close strings
+        where = np.flatnonzero(_STRUCTURAL[chunk])
+        where = where[(np.searchsorted(quotes, where) + quoted) % 2 == 0]
+        chars = chunk[where]
+        delta = _DELTA[chars]
+        after = np.cumsum(delta, dtype=np.int32) + depth
+        if len(after):
+            if after.min() < 0:
+                raise invalid("JSON Parse error: a ']' or '}' closes nothing.")
+            peak, depth = max(peak, int(after.max())), int(after[-1])
+        found.append(
+            ((where + start).astype(np.int32), (after + (delta < 0)).astype(np.int16), chars)
         )
+        quoted = (quoted + len(quotes)) % 2
+        tail = len(chunk) - 1 - int(last_plain[-1]) if len(chunk) else 0
+        escapes = tail + (escapes if len(chunk) and last_plain[-1] < 0 else 0)
+    if peak > MAX_JSON_DEPTH:
+        raise invalid(
+            f"the JSON body nests arrays/objects {peak} levels deep; the limit is {MAX_JSON_DEPTH}."
+        )
+    if depth or quoted:
+        raise invalid("JSON Parse error: the body ends inside an array, object or string.")
+    if not found:
+        return np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.uint8)
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
+
+
+def _loads(text: bytes):
     try:
-        body = json.loads(body)
+        return json.loads(text)
     except RecursionError:
         raise invalid(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels.") from None
     except ValueError as exc:  # also UnicodeDecodeError
         raise invalid(f"JSON Parse error: {exc}") from None
+
+
+def _load(body: bytes, index, a: int, b: int, level: int):
+    """The JSON value in ``body[a:b]``, parsed ``JSON_CHUNK`` bytes at a time: a larger array
+    or object is split at its own commas into runs of elements parsed together (each large
+    element on its own, recursively), so that other threads get the GIL in between."""
+    if b - a <= JSON_CHUNK:
+        return _loads(body[a:b])
+    pos, levels, chars = index
+    i, j = int(np.searchsorted(pos, a)), int(np.searchsorted(pos, b))
+    if i == j or body[a : pos[i]].strip() or chars[i] not in b"[{":
+        return _loads(body[a:b])  # a long string or number, or an error json reports
+    first, close = int(pos[i]), int(pos[j - 1])
+    if levels[j - 1] != level or body[close + 1 : b].strip():
+        return _loads(body[a:b])
+    inner = slice(i + 1, j - 1)
+    own = levels[inner] == level
+    commas = pos[inner][own & (chars[inner] == ord(","))].astype(np.int64)
+    colons = pos[inner][own & (chars[inner] == ord(":"))].astype(np.int64)
+    starts, ends = np.append(first + 1, commas + 1), np.append(commas, close)
+    is_list = chars[i] == ord("[")
+    if len(commas) == 0 and not body[first + 1 : close].strip():
+        return [] if is_list else {}
+    opening, closing = (b"[", b"]") if is_list else (b"{", b"}")
+    out = [] if is_list else {}
+    k = 0
+    while k < len(starts):
+        start, end = int(starts[k]), int(ends[k])
+        if end - start > JSON_CHUNK:  # one large element (or member) on its own
+            if is_list:
+                out.append(_load(body, index, start, end, level + 1))
+            else:
+                colon = int(colons[np.searchsorted(colons, start)]) if len(colons) else end
+                key = _loads(body[start:colon]) if colon < end else None
+                if not isinstance(key, str):
+                    raise invalid("JSON Parse error: an object member has no string key.")
+                out[key] = _load(body, index, colon + 1, end, level + 1)
+            k += 1
+            continue
+        m = max(k + 1, int(np.searchsorted(ends, start + JSON_CHUNK, side="right")))
+        part = _loads(opening + body[start : int(ends[m - 1])] + closing)
+        if is_list:
+            out.extend(part)
+        else:
+            out.update(part)
+        k = m
+    return out
+
+
+def parse_json(body: bytes):
+    """A JSON text -> Python, depth-limited, parsed incrementally when large."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return _loads(body)
+    return _load(body, json_index(body), 0, len(body), 1)
+
+
+def decode_json(data: bytes, encoding: str, limit: int):
+    body = parse_json(inflate(data, encoding, limit))
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object.")
     name = body.get("signature_name")
