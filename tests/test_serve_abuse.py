@@ -272,6 +272,28 @@ def test_a_slow_body_gets_408_while_others_are_served(served):
     assert answered_good < waited  # the good request did not wait for the slow one
 
 
+def test_a_client_leaving_mid_body_is_counted_cancelled(served):
+    before = metric_counts(served["url"])
+    with socket.create_connection(("127.0.0.1", served["server"].rest_port), timeout=30) as s:
+        s.sendall(
+            b"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{"
+        )
+        time.sleep(0.3)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        after = metric_counts(served["url"])
+        if after.get(("rest", "predict", "CANCELLED"), 0) > before.get(
+            ("rest", "predict", "CANCELLED"), 0
+        ):
+            break
+        time.sleep(0.2)
+    assert (
+        after.get(("rest", "predict", "CANCELLED"), 0)
+        == before.get(("rest", "predict", "CANCELLED"), 0) + 1
+    )
+    assert not [k for k in after if k[2] in ("INTERNAL", "UNKNOWN")], after
+
+
 def test_large_bodies_are_parsed_off_the_event_loop(served, monkeypatch):
     threads = []
     real = rest.parse_predict

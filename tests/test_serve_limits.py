@@ -295,6 +295,14 @@ def test_large_json_is_parsed_a_chunk_at_a_time(monkeypatch):
     assert len(body) > 40 * 16 * 1024
     assert parse_json(body) == loads(body)
     assert len(seen) > 40 and max(seen) <= 16 * 1024 + 2
+    # For predict bodies, runs of numeric rows become arrays as they are parsed: same values.
+    parsed = parse_json(body, arrays=True)
+    assert any(isinstance(row, np.ndarray) for row in parsed["instances"][0])
+    info = codec.TensorInfo("pixels", np.dtype("float32"), (None, 60, 60, 3))
+    np.testing.assert_array_equal(
+        codec.to_array(parsed["instances"], info), np.asarray(doc["instances"], np.float32)
+    )
+    assert parsed["extra"] == doc["extra"]
 
 
 def test_json_strings_become_object_arrays_without_padding():

@@ -58,7 +58,8 @@ def _one_string(value) -> bytes:
         return b64_bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise invalid(f'expected a string or {{"b64": ...}} value, got {type(value).__name__}')
+    kind = "numbers" if isinstance(value, np.ndarray) else type(value).__name__
+    raise invalid(f'expected a string or {{"b64": ...}} value, got {kind}')
 
 
 def _strings(value, key: str) -> np.ndarray:
@@ -96,6 +97,8 @@ def to_array(value, info: TensorInfo) -> np.ndarray:
     while isinstance(leaf, list):
         dims.append(len(leaf))
         leaf = leaf[0] if leaf else None
+    if isinstance(leaf, np.ndarray):  # numeric rows already converted while parsing
+        dims.extend(leaf.shape)
     if isinstance(leaf, (str, dict)):
         raise invalid(f"input {info.key!r} expects {info.describe()} numbers, got text")
     check_dims(dims, info)

@@ -17,6 +17,7 @@ HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.CANCELLED: 499,  # the client went away (nginx's code; never delivered)
 }
 
 

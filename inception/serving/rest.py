@@ -105,6 +105,10 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> tuple[b
 
     try:
         return await asyncio.wait_for(read(), timeout), encoding
+    except ConnectionError:
+        raise ServingError(
+            grpc.StatusCode.CANCELLED, "the client closed the connection before sending its body."
+        ) from None
     except asyncio.TimeoutError:
         raise ServingError(
             grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -183,7 +187,7 @@ def json_index(body: bytes):
     if depth or quoted:
         raise invalid("JSON Parse error: the body ends inside an array, object or string.")
     if not found:
-        return np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.uint8)
+        return np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.uint8)
     return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
 
 
@@ -196,10 +200,24 @@ def _loads(text: bytes):
         raise invalid(f"JSON Parse error: {exc}") from None
 
 
-def _load(body: bytes, index, a: int, b: int, level: int):
+def _numeric(part: list) -> list:
+    """Elements that are all numeric lists of one shape -> NumPy arrays (8 bytes a number
+    instead of a Python object each); anything else as is."""
+    if not part or not isinstance(part[0], list):
+        return part
+    try:
+        arr = np.asarray(part)
+    except (ValueError, OverflowError):  # ragged
+        return part
+    return list(arr) if arr.dtype.kind in "biuf" and arr.ndim >= 2 else part
+
+
+def _load(body: bytes, index, a: int, b: int, level: int, arrays: bool = False):
     """The JSON value in ``body[a:b]``, parsed ``JSON_CHUNK`` bytes at a time: a larger array
     or object is split at its own commas into runs of elements parsed together (each large
-    element on its own, recursively), so that other threads get the GIL in between."""
+    element on its own, recursively), so that other threads get the GIL in between. With
+    ``arrays``, runs of numeric lists become NumPy arrays as they are parsed (for predict
+    inputs, which become arrays anyway)."""
     if b - a <= JSON_CHUNK:
         return _loads(body[a:b])
     pos, levels, chars = index
@@ -224,34 +242,36 @@ def _load(body: bytes, index, a: int, b: int, level: int):
         start, end = int(starts[k]), int(ends[k])
         if end - start > JSON_CHUNK:  # one large element (or member) on its own
             if is_list:
-                out.append(_load(body, index, start, end, level + 1))
+                out.append(_load(body, index, start, end, level + 1, arrays))
             else:
                 colon = int(colons[np.searchsorted(colons, start)]) if len(colons) else end
                 key = _loads(body[start:colon]) if colon < end else None
                 if not isinstance(key, str):
                     raise invalid("JSON Parse error: an object member has no string key.")
-                out[key] = _load(body, index, colon + 1, end, level + 1)
+                out[key] = _load(body, index, colon + 1, end, level + 1, arrays)
             k += 1
             continue
         m = max(k + 1, int(np.searchsorted(ends, start + JSON_CHUNK, side="right")))
-        part = _loads(opening + body[start : int(ends[m - 1])] + closing)
-        if is_list:
-            out.extend(part)
+        text = body[start : int(ends[m - 1])]
+        part = _loads(opening + text + closing)
+        if is_list:  # (no strings: NumPy would pad them all to the longest)
+            out.extend(_numeric(part) if arrays and b'"' not in text else part)
         else:
             out.update(part)
         k = m
     return out
 
 
-def parse_json(body: bytes):
-    """A JSON text -> Python, depth-limited, parsed incrementally when large."""
+def parse_json(body: bytes, arrays: bool = False):
+    """A JSON text -> Python, depth-limited, parsed incrementally when large (see ``_load``
+    for ``arrays``)."""
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
         return _loads(body)
-    return _load(body, json_index(body), 0, len(body), 1)
+    return _load(body, json_index(body), 0, len(body), 1, arrays)
 
 
-def decode_json(data: bytes, encoding: str, limit: int):
-    body = parse_json(inflate(data, encoding, limit))
+def decode_json(data: bytes, encoding: str, limit: int, arrays: bool = False):
+    body = parse_json(inflate(data, encoding, limit), arrays)
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object.")
     name = body.get("signature_name")
@@ -262,7 +282,7 @@ def decode_json(data: bytes, encoding: str, limit: int):
 
 def parse_predict(server, v, data: bytes, encoding: str):
     """Body -> ``(signature, inputs, rows, columnar)``, every check done."""
-    body = decode_json(data, encoding, server.max_request_bytes)
+    body = decode_json(data, encoding, server.max_request_bytes, arrays=True)
     sig = server.signature(v, body.get("signature_name"))
     inputs, _, columnar = codec.parse_predict(body, sig.inputs, server.max_rows)
     rows = server.check_inputs(sig, inputs)
