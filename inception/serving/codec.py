@@ -1,5 +1,6 @@
-"""TensorFlow Serving's REST JSON format <-> NumPy, ``tf.Example`` construction, and the
-decoded-image size check on string inputs.
+"""TensorFlow Serving's REST JSON format <-> NumPy, the per-request row limit, and the checks
+of encoded images from their headers (pixels the decoder would allocate, GIF frames included;
+broken or foreign formats) before anything is decoded.
 
 Predict requests come in the row format (``{"instances": [...]}``, one entry per batch row, an
 object per row when the signature has several inputs) or the columnar format
