@@ -205,7 +205,7 @@ def build_abuse(name: str, size: int, good: bytes) -> dict:
     return kinds
 
 
-def rest_call(port, path, body, headers, timeout=300):
+def rest_call(port, path, body, headers, timeout=120):
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -391,7 +391,7 @@ def main(argv=None) -> int:
                 status, _ = slow_call(rest_port, payload, stop)
             else:
                 try:
-                    raw[payload[0]](payload[1], timeout=300)
+                    raw[payload[0]](payload[1], timeout=120)
                     status = "OK"
                 except grpc.RpcError as exc:
                     status = grpc_status(exc)

@@ -103,8 +103,7 @@ def parse_args(argv):
         "--read-timeout-seconds",
         type=float,
         default=DEFAULT_READ_TIMEOUT,
-        help="time a REST client has to send its body, and a large request to get its turn "
-        f"({DEFAULT_READ_TIMEOUT:g} s)",
+        help=f"time a REST client has to send its body ({DEFAULT_READ_TIMEOUT:g} s)",
     )
     p.add_argument(
         "--poll-seconds",

@@ -243,18 +243,13 @@ class ModelServer:
                 self._idle.set()
 
     async def _wait_turn(self) -> None:
-        waited = 0.0
+        """Waits for a large-request turn (the body stays unread meanwhile), as long as the
+        client does; at the shutdown deadline the wait ends UNAVAILABLE."""
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 return await asyncio.wait_for(self._large.acquire(), 0.5)
-            waited += 0.5
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise unavailable("the server is shutting down; retry on another replica.")
-            if waited >= self.read_timeout:
-                raise unavailable(
-                    f"the server is busy with {self.max_large_requests} large requests (bodies "
-                    f"over {LARGE_REQUEST_BYTES} bytes; --max-large-requests); retry later."
-                )
 
     async def offload(self, large: bool, fn, *args):
         """``fn(*args)`` (parsing, checks, encoding): on the event loop for small requests,
