@@ -5,12 +5,12 @@
 
 Exports a model, starts ``inception serve`` on 127.0.0.1 (free ports, default limits), then for
 ``--seconds`` runs closed-loop good clients (one JPEG per request, REST and gRPC) next to
-abusive clients cycling through the requests of issue 11 (1000 images per request, declared
-shapes without values, padded string tensors, GIF frames far larger than their canvas, a PNG
-signature on a JPEG, JSON nested 10000 deep, 60 MB JSON bodies of numbers, a gzip bomb, odd
-versions, out-of-range integers, DT_VARIANT tensors, images sent to the classify signature,
-bodies that never finish, ...). Everything is bounded in time and count and only talks to
-127.0.0.1.
+abusive clients taking turns through the requests of issue 11 (1000 images per request,
+declared shapes without values, padded string tensors, GIF frames far larger than their canvas,
+a PNG signature on a JPEG, JSON nested 10000 deep, 60 MB JSON bodies of numbers, a gzip bomb,
+odd versions, out-of-range integers, DT_VARIANT tensors, images sent to the classify
+signature, ...) and one client that keeps a body that never finishes open. Everything is
+bounded in time and count and only talks to 127.0.0.1.
 
 Reports: answers by kind and status, the number of 5xx / INTERNAL-class answers (target 0),
 the server's RSS before, at its peak and after a short rest, the memory bound of
@@ -201,7 +201,6 @@ def build_abuse(name: str, size: int, good: bytes) -> dict:
     }  # fmt: skip
     kinds = {k: ("rest", v) for k, v in rest.items()}
     kinds.update({k: ("grpc", v) for k, v in grpc_calls.items()})
-    kinds["rest_slow_body"] = ("slow", path)
     return kinds
 
 
@@ -378,17 +377,24 @@ def main(argv=None) -> int:
 
     kinds = sorted(abuse)
 
+    def slow_client():
+        """One body that never finishes at a time, for the whole soak."""
+        for _ in range(args.max_requests):
+            if stop.is_set():
+                break
+            status, _ = slow_call(rest_port, path, stop)
+            with lock:
+                abuse_status["rest_slow_body"][str(status)] += 1
+
     def abusive_client(i):
         for n in range(args.max_requests):
             if stop.is_set():
                 break
-            kind = kinds[(i * 7 + n) % len(kinds)]
+            kind = kinds[(n * args.abusive_clients + i) % len(kinds)]  # together, in turn
             api, payload = abuse[kind]
             started = time.monotonic()
             if api == "rest":
                 status, _ = rest_call(rest_port, *payload)
-            elif api == "slow":
-                status, _ = slow_call(rest_port, payload, stop)
             else:
                 try:
                     raw[payload[0]](payload[1], timeout=120)
@@ -401,10 +407,11 @@ def main(argv=None) -> int:
                     big_windows.append((started, time.monotonic()))
 
     started = time.monotonic()
-    clients = args.good_clients + args.abusive_clients
+    clients = args.good_clients + args.abusive_clients + 1
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(good_client, i) for i in range(args.good_clients)]
         futures += [pool.submit(abusive_client, i) for i in range(args.abusive_clients)]
+        futures.append(pool.submit(slow_client))
         stop.wait(args.seconds)
         stop.set()
         for f in futures:
@@ -480,7 +487,7 @@ def main(argv=None) -> int:
         "abuse": {k: dict(v) for k, v in sorted(abuse_status.items())},
     }  # fmt: skip
     print("\n| abusive request | sent | answers |\n|---|---|---|")
-    for kind in kinds:
+    for kind in [*kinds, "rest_slow_body"]:
         counts = abuse_status.get(kind, {})
         shown = ", ".join(f"{s} x{n}" for s, n in sorted(counts.items()))
         print(f"| {kind} | {sum(counts.values())} | {shown} |")
