@@ -398,3 +398,23 @@ def test_tensorflow_messages_keep_the_human_part():
         "[Op:__inference_signature_wrapper_1]"
     )
     assert _clean(raw) == "unsupported or broken image: send JPEG, PNG, GIF or BMP bytes."
+
+
+def test_memory_is_handed_back_after_large_requests_and_when_quiet(monkeypatch):
+    from inception.serving import server
+
+    now = [1000.0]
+    monkeypatch.setattr(server.time, "monotonic", lambda: now[0])
+    trim = server._MemoryTrim()
+    assert trim._trim is not None  # glibc's malloc_trim was found
+    assert not trim.due()  # nothing allocated yet
+    trim.note()
+    assert not trim.due()  # batches are running: their memory is about to be reused
+    now[0] += 1.5
+    assert trim.due()
+    trim()
+    trim.note(large=True)
+    assert not trim.due()  # at most once a second
+    now[0] += 1.0
+    trim.note()  # busy, but a large request finished: trim anyway
+    assert trim.due()

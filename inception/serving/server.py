@@ -44,29 +44,36 @@ LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this are parsed off the event 
 
 
 class _MemoryTrim:
-    """Hands freed heap memory back to the operating system (glibc ``malloc_trim``), at most
-    once a second, after work that allocated a lot; a no-op elsewhere."""
+    """Hands freed heap memory back to the operating system (glibc ``malloc_trim``): soon after
+    a large request, else once the model has been quiet for a second (not between batches
+    under load, which reuse that memory); at most once a second; a no-op without glibc."""
 
     def __init__(self):
         name = ctypes.util.find_library("c")
         libc = ctypes.CDLL(name) if name else None
         self._trim = getattr(libc, "malloc_trim", None)
         self._lock = threading.Lock()
-        self._last = 0.0
-        self.pending = False
+        self._last = self._busy = 0.0
+        self._pending = self._large = False
+
+    def note(self, large: bool = False) -> None:
+        """Work that allocated happened (``large``: a large request)."""
+        self._pending, self._large, self._busy = True, self._large or large, time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        quiet = self._large or now - self._busy >= 1.0
+        return self._pending and quiet and now - self._last >= 1.0
 
     def __call__(self) -> None:
         if self._trim is None or not self._lock.acquire(blocking=False):
             return
         try:
-            self.pending = False
+            self._pending = self._large = False
             self._trim(0)
             self._last = time.monotonic()
         finally:
             self._lock.release()
-
-    def due(self) -> bool:
-        return self.pending and time.monotonic() - self._last >= 1.0
 
 
 class ModelServer:
@@ -236,7 +243,7 @@ class ModelServer:
                 yield
             finally:
                 self._large.release()
-                self.trim.pending = True
+                self.trim.note(large=True)
         finally:
             self._active -= 1
             if not self._active:
@@ -361,7 +368,7 @@ class ModelServer:
         try:
             return sig.run(inputs)
         finally:
-            self.trim.pending = True
+            self.trim.note()
 
     def healthy(self) -> tuple[bool, dict]:
         """Ready when not shutting down and every model has an available version."""
