@@ -5,7 +5,7 @@
 
 Exports a model, starts ``inception serve`` on 127.0.0.1 (free ports, default limits), then for
 ``--seconds`` runs closed-loop good clients (one JPEG per request, REST and gRPC) next to
-abusive clients taking turns through the requests of issue 11 (1000 images per request,
+abusive clients going round the requests of issue 11 (1000 images per request,
 declared shapes without values, padded string tensors, GIF frames far larger than their canvas,
 a PNG signature on a JPEG, JSON nested 10000 deep, 60 MB JSON bodies of numbers, a gzip bomb,
 odd versions, out-of-range integers, DT_VARIANT tensors, images sent to the classify
@@ -390,7 +390,7 @@ def main(argv=None) -> int:
         for n in range(args.max_requests):
             if stop.is_set():
                 break
-            kind = kinds[(n * args.abusive_clients + i) % len(kinds)]  # together, in turn
+            kind = kinds[(i * len(kinds) // args.abusive_clients + n) % len(kinds)]
             api, payload = abuse[kind]
             started = time.monotonic()
             if api == "rest":
