@@ -1,16 +1,18 @@
 """Soak test: ``inception serve`` with good clients and abusive ones at the same time.
 
     python benchmarks/serving_soak.py                # Inception-ResNet-v1 at 107 px, 45 s of load
-    python benchmarks/serving_soak.py --seconds 120 --good-clients 8 --abusive-clients 6
+    python benchmarks/serving_soak.py --seconds 120 --good-clients 8 --heavy-clients 6
 
 Exports a model, starts ``inception serve`` on 127.0.0.1 (free ports, default limits), then for
-``--seconds`` runs closed-loop good clients (one JPEG per request, REST and gRPC) next to
-abusive clients going round the requests of issue 11 (1000 images per request,
-declared shapes without values, padded string tensors, GIF frames far larger than their canvas,
-a PNG signature on a JPEG, JSON nested 10000 deep, 60 MB JSON bodies of numbers, a gzip bomb,
-odd versions, out-of-range integers, DT_VARIANT tensors, images sent to the classify
-signature, ...) and one client that keeps a body that never finishes open. Everything is
-bounded in time and count and only talks to 127.0.0.1.
+``--seconds`` runs, next to closed-loop good clients (one JPEG per request, REST and gRPC):
+heavy clients going round the large bodies of issue 11 (all starting with a 60 MB JSON body of
+numbers at once, then a 1 GiB gzip bomb, 1000 and 5000 images per request, string tensors
+padded out to 128 MB, a 100 MB Content-Length), abusive clients going round the small
+malformed ones (declared shapes without values, shapes of 2**62, GIF frames far larger than
+their canvas, a PNG signature on a JPEG, JSON nested 10000 deep, odd versions, out-of-range
+integers, DT_VARIANT tensors, images sent to the classify signature, ...), and one client that
+keeps a body that never finishes open. Everything is bounded in time and count and only talks
+to 127.0.0.1.
 
 Reports: answers by kind and status, the number of 5xx / INTERNAL-class answers (target 0),
 the server's RSS before, at its peak and after a short rest, the memory bound of
@@ -43,6 +45,14 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MIB = 1024 * 1024
+HEAVY = [  # the large bodies, in the order heavy clients send them
+    "rest_json_60mb_numbers",
+    "rest_gzip_bomb_1gib",
+    "grpc_5000_images",
+    "rest_1000_images",
+    "grpc_string_16x8mb_padded",
+    "rest_content_length_100mb",
+]
 
 
 def jpeg(size: int, seed: int) -> bytes:
@@ -266,7 +276,10 @@ def main(argv=None) -> int:
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=45.0, help="time under load")
     p.add_argument("--good-clients", type=int, default=4)
-    p.add_argument("--abusive-clients", type=int, default=4)
+    p.add_argument("--abusive-clients", type=int, default=4, help="cheap malformed requests")
+    p.add_argument(
+        "--heavy-clients", type=int, default=4, help="large abusive bodies (60 MB JSON first)"
+    )
     p.add_argument("--max-requests", type=int, default=5000, help="per client, at most")
     p.add_argument("--settle-seconds", type=float, default=10.0, help="rest before 'after'")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -376,6 +389,8 @@ def main(argv=None) -> int:
         conn.close()
 
     kinds = sorted(abuse)
+    heavy = [k for k in HEAVY if k in abuse]
+    cheap = [k for k in kinds if k not in heavy]
 
     def slow_client():
         """One body that never finishes at a time, for the whole soak."""
@@ -386,11 +401,14 @@ def main(argv=None) -> int:
             with lock:
                 abuse_status["rest_slow_body"][str(status)] += 1
 
-    def abusive_client(i):
+    def abusive_client(i, heavy_only=False):
         for n in range(args.max_requests):
             if stop.is_set():
                 break
-            kind = kinds[(i * len(kinds) // args.abusive_clients + n) % len(kinds)]
+            if heavy_only:  # all start with the 60 MB JSON body: four at once
+                kind = heavy[n % len(heavy)]
+            else:
+                kind = cheap[(i * len(cheap) // max(1, args.abusive_clients) + n) % len(cheap)]
             api, payload = abuse[kind]
             started = time.monotonic()
             if api == "rest":
@@ -407,10 +425,11 @@ def main(argv=None) -> int:
                     big_windows.append((started, time.monotonic()))
 
     started = time.monotonic()
-    clients = args.good_clients + args.abusive_clients + 1
+    clients = args.good_clients + args.abusive_clients + args.heavy_clients + 1
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(good_client, i) for i in range(args.good_clients)]
         futures += [pool.submit(abusive_client, i) for i in range(args.abusive_clients)]
+        futures += [pool.submit(abusive_client, i, True) for i in range(args.heavy_clients)]
         futures.append(pool.submit(slow_client))
         stop.wait(args.seconds)
         stop.set()
@@ -494,8 +513,8 @@ def main(argv=None) -> int:
     r = summary["rss_mib"]
     gl, ol = summary["good_latency_ms"], summary["good_latency_overlapping_60mb_bodies_ms"]
     rows = [
-        ("time under load", f"{loaded:.0f} s, {args.good_clients} good + "
-         f"{args.abusive_clients} abusive clients"),
+        ("time under load", f"{loaded:.0f} s, {args.good_clients} good, "
+         f"{args.abusive_clients} abusive, {args.heavy_clients} heavy and 1 slow-body clients"),
         ("good requests", f"{summary['good_requests']} ("
          + ", ".join(f"{s} x{n}" for s, n in good_status.items()) + ")"),
         ("abusive requests", summary["abusive_requests"]),
