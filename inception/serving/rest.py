@@ -82,9 +82,9 @@ def _over_limit(limit: int, what: str = "the request body is too large") -> Serv
     )
 
 
-async def read_body(request: web.Request, limit: int, timeout: float) -> tuple[bytes, str]:
-    """The raw body (possibly compressed) and its ``Content-Encoding``, read as it streams in:
-    refused past ``limit`` bytes, or when it takes longer than ``timeout`` seconds."""
+def body_encoding(request: web.Request, limit: int) -> str:
+    """The body's ``Content-Encoding``, checked with its announced length before anything is
+    read (or waited for)."""
     encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
     if encoding not in ENCODINGS:
         raise invalid(
@@ -93,6 +93,13 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> tuple[b
         )
     if request.content_length is not None and request.content_length > limit:
         raise _over_limit(limit)
+    return encoding
+
+
+async def read_body(request: web.Request, limit: int, timeout: float) -> tuple[bytes, str]:
+    """The raw body (possibly compressed) and its ``Content-Encoding``, read as it streams in:
+    refused past ``limit`` bytes, or when it takes longer than ``timeout`` seconds."""
+    encoding = body_encoding(request, limit)
 
     async def read():
         chunks, size = [], 0
@@ -305,6 +312,7 @@ def _is_large(request: web.Request) -> bool:
 def make_app(server) -> web.Application:
     async def infer(request, name, version, label, verb):
         v = server.resolve(name, version, label)
+        body_encoding(request, server.max_request_bytes)
         large = _is_large(request)
         async with server.admit(large):
             data, encoding = await read_body(request, server.max_request_bytes, server.read_timeout)
