@@ -41,6 +41,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 from inception.serving import rest  # noqa: E402
+from inception.serving import server as server_module  # noqa: E402
 from inception.serving.batching import BatchingParameters  # noqa: E402
 from inception.serving.export import Member, export_saved_model  # noqa: E402
 from inception.serving.repository import ModelSpec  # noqa: E402
@@ -305,12 +306,17 @@ def test_large_bodies_are_parsed_off_the_event_loop(served, monkeypatch):
     monkeypatch.setattr(rest, "parse_predict", recording)
     big = [b64(jpeg(320, 320, seed, noise=True)) for seed in range(MAX_BATCH)]
     body = json.dumps({"instances": big}).encode()
-    assert rest.LARGE_REQUEST_BYTES < len(body) < LIMIT
+    assert server_module.LARGE_REQUEST_BYTES < len(body) < LIMIT
     status, answer = post(served["url"], "/v1/models/tiny:predict", body)
     assert status == 200 and len(answer["predictions"]) == MAX_BATCH
+    medium = json.dumps({"instances": big[:1]}).encode()
+    assert server_module.SMALL_REQUEST_BYTES < len(medium) < server_module.LARGE_REQUEST_BYTES
+    status, answer = post(served["url"], "/v1/models/tiny:predict", medium)
+    assert status == 200 and len(answer["predictions"]) == 1
     good_prediction(served)
-    assert threads[0].startswith("inception-parse"), threads
-    assert threads[1] == "inception-serve", threads  # a small body stays on the loop
+    assert threads[0].startswith("inception-parse_"), threads  # a large-request turn's thread
+    assert threads[1].startswith("inception-parse-medium"), threads
+    assert threads[2] == "inception-serve", threads  # a small body stays on the event loop
 
 
 # ------------------------------------------------------------------------------------ gRPC

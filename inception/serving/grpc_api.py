@@ -3,8 +3,9 @@
 UNIMPLEMENTED) and ``ModelService`` (GetModelStatus). Errors abort with the request's gRPC
 status code.
 
-Predict and Classify receive the raw message: one over ``LARGE_REQUEST_BYTES`` is parsed and
-converted on a parse thread (one of ``--max-large-requests``), a small one on the event loop.
+Predict and Classify receive the raw message, parsed and converted on a parse thread when it
+is over ``SMALL_REQUEST_BYTES`` (over ``LARGE_REQUEST_BYTES``, one of ``--max-large-requests``),
+on the event loop when smaller.
 Input tensors are checked (dtype, declared shape against the signature, the row limit, the
 values present, the bytes they expand to) before anything is allocated.
 """
@@ -206,14 +207,14 @@ class PredictionService:
         server = self.server
 
         async def call(names):
-            large = len(data) > LARGE_REQUEST_BYTES
-            async with server.admit(large):
+            where = server.parser(len(data))
+            async with server.admit(len(data) > LARGE_REQUEST_BYTES):
                 request, v, sig, inputs, rows = await server.offload(
-                    large, parse_predict, server, data
+                    where, parse_predict, server, data
                 )
                 names[0] = request.model_spec.name
                 outputs = await server.run(v, sig, inputs, rows)
-                return await server.offload(large, _predict_response, request, v, sig, outputs)
+                return await server.offload(where, _predict_response, request, v, sig, outputs)
 
         return await _observe(server, "predict", context, call)
 
@@ -221,10 +222,9 @@ class PredictionService:
         server = self.server
 
         async def call(names):
-            large = len(data) > LARGE_REQUEST_BYTES
-            async with server.admit(large):
+            async with server.admit(len(data) > LARGE_REQUEST_BYTES):
                 request, v, sig, inputs, rows = await server.offload(
-                    large, parse_classify, server, data
+                    server.parser(len(data)), parse_classify, server, data
                 )
                 names[0] = request.model_spec.name
                 outputs = await server.run(v, sig, inputs, rows)

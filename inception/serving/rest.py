@@ -10,8 +10,9 @@ the gRPC code.
 
 Bodies are read as they stream in, up to ``--max-request-bytes`` (also after ``gzip`` or
 ``deflate`` decompression, which stops at the limit) and within ``--read-timeout-seconds``.
-Bodies over ``LARGE_REQUEST_BYTES`` are decompressed, depth-checked, parsed and converted on a
-parse thread, one of ``--max-large-requests``; small ones on the event loop.
+Bodies over ``SMALL_REQUEST_BYTES`` are decompressed, depth-checked, parsed and converted on a
+parse thread (over ``LARGE_REQUEST_BYTES``, one of ``--max-large-requests``), a chunk of JSON
+at a time; small ones on the event loop.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def inflate(data: bytes, encoding: str, limit: int) -> bytes:
     return b"".join(out)
 
 
-JSON_CHUNK = 256 * 1024  # the most JSON text one json.loads call parses (it holds the GIL)
+JSON_CHUNK = 64 * 1024  # the most JSON text one json.loads call parses (it holds the GIL)
 _STEP = 1 << 22
 _STRUCTURAL = np.zeros(256, bool)
 _STRUCTURAL[list(b"[]{},:")] = True
@@ -316,20 +317,20 @@ def make_app(server) -> web.Application:
         large = _is_large(request)
         async with server.admit(large):
             data, encoding = await read_body(request, server.max_request_bytes, server.read_timeout)
-            large = large or len(data) > LARGE_REQUEST_BYTES
+            where = server.parser(len(data), large)
             if verb == "predict":
                 sig, inputs, rows, columnar = await server.offload(
-                    large, parse_predict, server, v, data, encoding
+                    where, parse_predict, server, v, data, encoding
                 )
                 del data
                 outputs = await server.run(v, sig, inputs, rows)
                 return _text(
                     await server.offload(
-                        large, lambda: _dumps(codec.predict_response(outputs, columnar))
+                        where, lambda: _dumps(codec.predict_response(outputs, columnar))
                     )
                 )
             sig, inputs, rows = await server.offload(
-                large, parse_classify, server, v, data, encoding
+                where, parse_classify, server, v, data, encoding
             )
             del data
             outputs = await server.run(v, sig, inputs, rows)

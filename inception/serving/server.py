@@ -10,8 +10,9 @@ Memory is bounded by construction (see docs/serving.md): a request carries at mo
 ``max_batch_size`` rows and ``max_request_bytes``; declared shapes and image headers are
 checked before anything is allocated; the model runs at most the execution batch size per
 model thread; requests over ``LARGE_REQUEST_BYTES`` are read, parsed and run at most
-``max_large_requests`` at a time, off the event loop, and the memory they took is handed back
-to the operating system afterwards (``malloc_trim``).
+``max_large_requests`` at a time, and the memory they took is handed back to the operating
+system afterwards (``malloc_trim``). Bodies over ``SMALL_REQUEST_BYTES`` are parsed off the
+event loop.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
 DEFAULT_MAX_LARGE_REQUESTS = 2
 DEFAULT_READ_TIMEOUT = 30.0
-LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this are parsed off the event loop
+LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this take a turn (--max-large-requests)
+SMALL_REQUEST_BYTES = 64 * 1024  # bodies up to this are parsed on the event loop
+MEDIUM_PARSE_THREADS = 2  # parse the bodies in between
 
 
 class _MemoryTrim:
@@ -143,6 +146,9 @@ class ModelServer:
         self._parser = ThreadPoolExecutor(
             self.max_large_requests, thread_name_prefix="inception-parse"
         )
+        self._medium = ThreadPoolExecutor(
+            MEDIUM_PARSE_THREADS, thread_name_prefix="inception-parse-medium"
+        )
         self._slots = asyncio.Semaphore(threads)
         self._large = asyncio.Semaphore(self.max_large_requests)
         self._idle = asyncio.Event()
@@ -191,6 +197,7 @@ class ModelServer:
         await asyncio.gather(grpc_stopped, self._runner.cleanup())
         self._executor.shutdown(wait=True)
         self._parser.shutdown(wait=False, cancel_futures=True)
+        self._medium.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     async def refresh(self) -> None:
@@ -258,12 +265,20 @@ class ModelServer:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise unavailable("the server is shutting down; retry on another replica.")
 
-    async def offload(self, large: bool, fn, *args):
-        """``fn(*args)`` (parsing, checks, encoding): on the event loop for small requests,
-        on a parse thread for large ones."""
-        if not large:
+    def parser(self, size: int, large: bool = False):
+        """Where a body of ``size`` bytes is parsed, checked and answered: the event loop
+        (None) up to ``SMALL_REQUEST_BYTES``, else a parse thread (one of the large-request
+        ones past ``LARGE_REQUEST_BYTES`` or for a ``large`` request, so that a medium body
+        never waits behind a large one)."""
+        if large or size > LARGE_REQUEST_BYTES:
+            return self._parser
+        return self._medium if size > SMALL_REQUEST_BYTES else None
+
+    async def offload(self, executor, fn, *args):
+        """``fn(*args)`` on ``executor`` (see ``parser``), or here on the loop for None."""
+        if executor is None:
             return fn(*args)
-        return await self.loop.run_in_executor(self._parser, fn, *args)
+        return await self.loop.run_in_executor(executor, fn, *args)
 
     def model(self, name: str) -> ServedModel:
         try:
