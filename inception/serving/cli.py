@@ -97,7 +97,7 @@ def parse_args(argv):
         "--max-large-requests",
         type=int,
         default=DEFAULT_MAX_LARGE_REQUESTS,
-        help=f"requests over {LARGE_REQUEST_BYTES // 1024} KiB handled at once; the others "
+        help=f"requests over {LARGE_REQUEST_BYTES // 2**20} MiB handled at once; the others "
         f"wait unread ({DEFAULT_MAX_LARGE_REQUESTS})",
     )
     p.add_argument(
@@ -134,6 +134,11 @@ def batching_parameters(args) -> BatchingParameters:
     if not overrides:
         return params
     fields = {**params.__dict__, **overrides}
+    if args.max_execution_batch_size and not fields["enable_large_batch_splitting"]:
+        raise ValueError(
+            "--max-execution-batch-size applies to split requests: add "
+            "--enable-large-batch-splitting (or set it in the batching parameters file)."
+        )
     if {"max_batch_size", "max_execution_batch_size"} & set(overrides) and fields[
         "allowed_batch_sizes"
     ]:
