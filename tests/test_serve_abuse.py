@@ -229,6 +229,18 @@ def test_abusive_rest_requests_get_4xx_naming_the_problem(
         assert word in answer["error"], answer
 
 
+def test_an_animated_gif_within_the_limits_is_served(served):
+    """The exported graph walks every GIF frame before decoding (graph.decode)."""
+    frames = [Image.fromarray(np.full((90, 120, 3), 40 * i, np.uint8)) for i in range(4)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    status, body = post(
+        served["url"], "/v1/models/tiny:predict", {"instances": [b64(buf.getvalue())]}
+    )
+    assert status == 200, body
+    assert len(body["predictions"][0]["probabilities"]) == len(LABELS)
+
+
 def test_rest_version_must_be_a_decimal_integer(served):
     got, answer = post(served["url"], "/v1/models/tiny/versions/%C2%B2:predict", {"instances": []})
     assert got == 400 and "positive integer" in answer["error"] and "'²'" in answer["error"]
