@@ -21,7 +21,7 @@ COMMANDS = {
     "eval": ("inception.evaluation.cli", "top-1/top-5 evaluation, multi-crop and ensembles"),
     "predict": ("inception.evaluation.predict", "classify images, folders or URLs"),
     "export": ("inception.serving.export", "export SavedModels for TensorFlow Serving"),
-    "serve": ("inception.serving.server", "serve exported models over REST and gRPC"),
+    "serve": ("inception.serving.cli", "serve exported models over REST and gRPC"),
     "plot": ("inception.plot", "draw a training run's curves or the model zoo (PNG)"),
 }
 

@@ -120,7 +120,7 @@ def test_batching_parameters_file():
     assert params.max_batch_size == 16 and params.num_batch_threads == 2
     assert params.batch_timeout_micros == 0 and params.max_enqueued_batches == 16
     assert params.allowed_batch_sizes == [1, 2, 4, 8, 16]
-    with pytest.raises(ValueError, match="end with max_batch_size"):
+    with pytest.raises(ValueError, match="end with the execution batch size"):
         BatchingParameters.parse("max_batch_size { value: 8 } allowed_batch_sizes: 4")
     with pytest.raises(ValueError, match="at least 1"):
         BatchingParameters.parse("max_batch_size { value: 0 }")
@@ -225,6 +225,7 @@ def test_errors_map_to_http_statuses():
 
 
 SERVER_MODULES = [
+    "cli",
     "server",
     "rest",
     "grpc_api",

@@ -1,5 +1,6 @@
-"""TensorFlow Serving's REST JSON format <-> NumPy, ``tf.Example`` construction, and the
-decoded-image size check on string inputs.
+"""TensorFlow Serving's REST JSON format <-> NumPy, the per-request row limit, and the checks
+of encoded images from their headers (pixels the decoder would allocate, GIF frames included;
+broken or foreign formats) before anything is decoded.
 
 Predict requests come in the row format (``{"instances": [...]}``, one entry per batch row, an
 object per row when the signature has several inputs) or the columnar format
@@ -44,7 +45,7 @@ class TensorInfo:
         return f"{kind}{dims}"
 
 
-def _b64(value: dict):
+def b64_bytes(value: dict) -> bytes:
     if set(value) != {"b64"} or not isinstance(value["b64"], str):
         raise invalid(f'a bytes value must be {{"b64": "<base64 text>"}}, got {str(value)[:80]}')
     try:
@@ -53,71 +54,98 @@ def _b64(value: dict):
         raise invalid(f"invalid base64 in a b64 value: {exc}") from None
 
 
-def _strings(value):
-    if isinstance(value, list):
-        return [_strings(v) for v in value]
+def _one_string(value) -> bytes:
     if isinstance(value, dict):
-        return _b64(value)
+        return b64_bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise invalid(f'expected a string or {{"b64": ...}} value, got {type(value).__name__}')
+    kind = "numbers" if isinstance(value, np.ndarray) else type(value).__name__
+    raise invalid(f'expected a string or {{"b64": ...}} value, got {kind}')
+
+
+def _strings(value, key: str) -> np.ndarray:
+    """Nested JSON lists of strings -> an object array of bytes, checked to be rectangular.
+
+    (``np.array`` of bytes would make a fixed-width array, as wide as the longest string for
+    every element.)"""
+    shape, level = [], value
+    while isinstance(level, list):
+        shape.append(len(level))
+        level = level[0] if level else None
+    rows = [value]
+    for depth, size in enumerate(shape):
+        below = []
+        for row in rows:
+            if not isinstance(row, list) or len(row) != size:
+                raise invalid(
+                    f"input {key!r}: the lists at depth {depth} are not all {size} long "
+                    "(a tensor must be rectangular)."
+                )
+            below.extend(row)
+        rows = below
+    flat = [_one_string(v) for v in rows]
+    return np.fromiter(flat, dtype=object, count=len(flat)).reshape(shape)
 
 
 def to_array(value, info: TensorInfo) -> np.ndarray:
-    """A JSON value -> an array of ``info``'s dtype, its shape checked against the signature."""
+    """A JSON value -> an array of ``info``'s dtype, its shape checked against the signature
+    (from the nesting of the lists, before converting anything)."""
+    if info.is_string:
+        arr = _strings(value, info.key)
+        check_shape(arr, info)
+        return arr
+    dims, leaf = [], value
+    while isinstance(leaf, list):
+        dims.append(len(leaf))
+        leaf = leaf[0] if leaf else None
+    if isinstance(leaf, np.ndarray):  # numeric rows already converted while parsing
+        dims.extend(leaf.shape)
+    if isinstance(leaf, (str, dict)):
+        raise invalid(f"input {info.key!r} expects {info.describe()} numbers, got text")
+    check_dims(dims, info)
     try:
-        if info.is_string:
-            strings = _strings(value)
-            arr = np.empty(np.shape(strings) if strings != [] else (0,), dtype=object)
-            if arr.ndim == 0:
-                arr = np.array(strings, dtype=object)
-            else:
-                arr[...] = strings
-        else:
-            if _has_strings(value):
-                raise invalid(f"input {info.key!r} expects {info.describe()} numbers, got text")
-            arr = np.asarray(value, dtype=info.dtype)
-    except (ValueError, TypeError) as exc:
+        arr = np.asarray(value, dtype=info.dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        text = isinstance(exc, TypeError) or "could not convert string" in str(exc)
         raise invalid(
-            f"input {info.key!r} ({info.describe()}) cannot hold the given value: {exc}"
+            f"input {info.key!r} expects {info.describe()} numbers, got text: {exc}"
+            if text
+            else f"input {info.key!r} ({info.describe()}) cannot hold the given value: {exc}"
         ) from None
     check_shape(arr, info)
     return arr
 
 
-def _has_strings(value) -> bool:
-    if isinstance(value, list):
-        return any(_has_strings(v) for v in value[:4]) or (
-            len(value) > 4 and any(_has_strings(v) for v in value)
-        )
-    return isinstance(value, (str, dict))
-
-
 def check_shape(arr: np.ndarray, info: TensorInfo) -> None:
+    check_dims(arr.shape, info)
+
+
+def check_dims(dims, info: TensorInfo) -> None:
+    """Rank and fixed sizes of ``dims`` against the signature (before anything is allocated)."""
     if info.shape is None:
         return
-    if arr.ndim != len(info.shape) or any(
-        want is not None and want != got for want, got in zip(info.shape, arr.shape, strict=True)
+    if len(dims) != len(info.shape) or any(
+        want is not None and want != got for want, got in zip(info.shape, dims, strict=True)
     ):
         raise invalid(
-            f"input {info.key!r} expects shape {info.describe()}, got "
-            f"[{', '.join(map(str, arr.shape))}]"
+            f"input {info.key!r} expects shape {info.describe()}, got [{', '.join(map(str, dims))}]"
         )
 
 
-def check_dtype(arr: np.ndarray, info: TensorInfo) -> np.ndarray:
-    """For gRPC tensors: the dtype must match the signature exactly (as TF-Serving)."""
-    if info.is_string:
-        if arr.dtype != object and arr.dtype.kind not in "SU":
-            raise invalid(f"input {info.key!r} expects {info.describe()}, got {arr.dtype.name}")
-        return arr.astype(object)
-    if arr.dtype != info.dtype:
-        raise invalid(f"input {info.key!r} expects {info.describe()}, got {arr.dtype.name}")
-    return arr
+def check_rows(rows: int, max_rows: int, what: str = "rows") -> None:
+    """TF Serving's per-request limit (``max_batch_size``; larger requests are split into
+    batches only up to it)."""
+    if rows > max_rows:
+        raise invalid(
+            f"the request has {rows} {what}; the most one request may carry is {max_rows} "
+            "(max_batch_size: --max-batch-size or the batching parameters file); send several "
+            "smaller requests."
+        )
 
 
-def parse_predict(body, inputs: dict[str, TensorInfo]):
-    """A REST predict body -> ``(arrays by input name, rows, columnar)``."""
+def parse_predict(body, inputs: dict[str, TensorInfo], max_rows: int = 2**31):
+    """A REST predict body -> ``(arrays by input name, rows, columnar)``; more than
+    ``max_rows`` rows are refused before anything is converted."""
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object with 'instances' or 'inputs'.")
     has_rows, has_cols = "instances" in body, "inputs" in body
@@ -130,6 +158,7 @@ def parse_predict(body, inputs: dict[str, TensorInfo]):
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise invalid("'instances' must be a non-empty list, one entry per example.")
+        check_rows(len(instances), max_rows, "instances")
         named = all(isinstance(r, dict) and "b64" not in r for r in instances)
         if named:
             columns = {}
@@ -163,6 +192,9 @@ def parse_predict(body, inputs: dict[str, TensorInfo]):
             f"the signature has inputs {sorted(inputs)}: 'inputs' must be an object "
             "keyed by input name."
         )
+    for v in values.values():
+        if isinstance(v, list):
+            check_rows(len(v), max_rows)
     arrays = {k: to_array(v, inputs[k]) for k, v in values.items()}
     rows = {a.shape[0] if a.ndim else None for a in arrays.values()}
     if len(rows) != 1 or None in rows or 0 in rows:
@@ -205,57 +237,28 @@ def predict_response(outputs: dict[str, np.ndarray], columnar: bool) -> dict:
     }
 
 
-# ------------------------------------------------------------------------------- tf.Example
-
-
-def _feature(value):
-    from tensorflow.core.example import feature_pb2
-
-    values = value if isinstance(value, list) else [value]
-    if not values:
-        raise invalid("an example feature must have at least one value.")
-    if all(isinstance(v, bool) for v in values) or all(
-        isinstance(v, int) and not isinstance(v, bool) for v in values
-    ):
-        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=[int(v) for v in values]))
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
-    if all(isinstance(v, (str, dict)) for v in values):
-        data = [_b64(v) if isinstance(v, dict) else v.encode("utf-8") for v in values]
-        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=data))
-    raise invalid(f"an example feature mixes value types or has unsupported ones: {value!r:.80}")
-
-
-def examples_from_json(body) -> list:
-    """A REST classify body (``examples`` and optional ``context``) -> ``tf.train.Example``s."""
-    from tensorflow.core.example import example_pb2
-
-    if (
-        not isinstance(body, dict)
-        or not isinstance(body.get("examples"), list)
-        or not body["examples"]
-    ):
-        raise invalid("a classify request needs 'examples': a non-empty list of feature objects.")
-    context = body.get("context", {})
-    if not isinstance(context, dict):
-        raise invalid("'context' must be an object of features shared by every example.")
-    out = []
-    for i, ex in enumerate(body["examples"]):
-        if not isinstance(ex, dict):
-            raise invalid(f"example {i} must be an object of features.")
-        example = example_pb2.Example()
-        for name, value in {**context, **ex}.items():
-            example.features.feature[name].CopyFrom(_feature(value))
-        out.append(example)
-    return out
-
-
 # ----------------------------------------------------------------------------- image limits
 
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what the exported graph decodes
+IMAGE_KEYS = ("images", "image/encoded")  # inputs / tf.Example features of `inception export`
+GIF_MAX_STEPS = 10_000  # + 1 per KiB: GIF blocks and short sub-blocks (as graph.GIF_MAX_STEPS)
+UNBOUNDED = 2**62
 
-def _jpeg_size(data: bytes) -> int | None:
-    i = 2
-    while i + 9 < len(data):
+
+@dataclass(frozen=True)
+class Header:
+    """What an encoded image's headers say: its format, the pixels the decoder allocates, and
+    that count in words (``pixels`` is None when the header is broken)."""
+
+    format: str
+    pixels: int | None
+    detail: str
+
+
+def _jpeg(data: bytes) -> Header | None:
+    i, steps = 2, 0
+    while i + 9 < len(data) and steps < 10_000:
+        steps += 1
         if data[i] != 0xFF:
             return None
         marker = data[i + 1]
@@ -266,28 +269,79 @@ def _jpeg_size(data: bytes) -> int | None:
             i += 2
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            h, w = (
-                int.from_bytes(data[i + 5 : i + 7], "big"),
-                int.from_bytes(data[i + 7 : i + 9], "big"),
-            )
-            return h * w
+            h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9])
+            return Header("JPEG", w * h, f"its header declares {w} x {h} pixels")
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return None
+    return None  # no frame header found quickly: the graph's decoder reports it
 
 
-def declared_pixels(data: bytes) -> int | None:
-    """Width x height from the header of a JPEG, PNG, GIF or BMP (nothing is decoded; other
-    formats through Pillow's header parser), or None when unknown."""
+def _gif(data: bytes) -> Header:
+    n = len(data)
+    canvas_w, canvas_h = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    frames, widest, tallest, area, steps = 0, 0, 0, 0, 0
+    big = None  # the first frame over the canvas size, for the message
+    budget = GIF_MAX_STEPS + n // 1024
+    while pos < n:
+        kind = data[pos]
+        if kind == 0x2C and pos + 10 <= n:  # image descriptor
+            w, h = (
+                int.from_bytes(data[pos + 5 : pos + 7], "little"),
+                int.from_bytes(data[pos + 7 : pos + 9], "little"),
+            )
+            frames, area = frames + 1, area + w * h
+            widest, tallest = max(widest, w), max(tallest, h)
+            if big is None and w * h > canvas_w * canvas_h:
+                big = (frames, w, h)
+            flags = data[pos + 9]
+            pos += 11 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        elif kind == 0x21:  # extension
+            pos += 2
+        else:  # trailer, or a broken file (the decoder reports it)
+            break
+        while pos < n:  # data sub-blocks
+            size = data[pos]
+            pos += 1 + size
+            if size == 0:
+                break
+            if size != 255:
+                steps += 1
+            if steps > budget:
+                return Header(
+                    "GIF", UNBOUNDED, f"it has more than {budget} GIF data blocks; re-encode it"
+                )
+    pixels = max(canvas_w * canvas_h, widest * tallest, (area + 3) // 4)
+    if pixels == canvas_w * canvas_h:
+        detail = f"its header declares {canvas_w} x {canvas_h} pixels"
+    elif pixels == widest * tallest:
+        where = f"GIF frame {big[0]} is {big[1]} x {big[2]} pixels" if big else "GIF frames"
+        detail = f"{where} (the decoder allocates {widest} x {tallest} pixels)"
+    else:
+        detail = (
+            f"its {frames} GIF frames hold {area} pixels together (the decoder buffers all of "
+            "them; counted as a quarter)"
+        )
+    return Header("GIF", pixels, detail)
+
+
+def inspect_image(data: bytes) -> Header | None:
+    """The header of a JPEG, PNG, GIF or BMP (other formats through Pillow's header parser),
+    read without decoding anything; None when the bytes are not an image Pillow knows."""
     if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
-    if data[:4] == b"\x89PNG" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
-    if data[:3] == b"GIF" and len(data) >= 10:
-        return int.from_bytes(data[6:8], "little") * int.from_bytes(data[8:10], "little")
+        return _jpeg(data)
+    if data[:4] == b"\x89PNG":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return Header("PNG", None, "is not a valid PNG: its IHDR header is missing")
+        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return Header("PNG", w * h, f"its header declares {w} x {h} pixels")
+    if data[:3] == b"GIF":
+        if len(data) < 13:
+            return Header("GIF", None, "is not a valid GIF: its header is cut short")
+        return _gif(data)
     if data[:2] == b"BM" and len(data) >= 26:
-        w = int.from_bytes(data[18:22], "little", signed=True)
-        h = int.from_bytes(data[22:26], "little", signed=True)
-        return abs(w * h)
+        w = abs(int.from_bytes(data[18:22], "little", signed=True))
+        h = abs(int.from_bytes(data[22:26], "little", signed=True))
+        return Header("BMP", w * h, f"its header declares {w} x {h} pixels")
     from PIL import Image
 
     try:
@@ -295,21 +349,72 @@ def declared_pixels(data: bytes) -> int | None:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
                 w, h = image.size
-                return int(w) * int(h)
+                return Header(image.format, w * h, f"its header declares {w} x {h} pixels")
     except Image.DecompressionBombError:
-        return 2**62
-    except Exception:  # not an image, or a broken one: the graph reports it
+        return Header("image", UNBOUNDED, "its header declares too many pixels")
+    except Exception:  # not an image, or a broken one
         return None
 
 
+def declared_pixels(data: bytes) -> int | None:
+    """Pixels the decoder would allocate for ``data`` (see ``inspect_image``), or None."""
+    header = inspect_image(data)
+    return None if header is None else header.pixels
+
+
+def check_image(data, where: str, max_pixels: int, required: bool) -> None:
+    """Refuses an encoded image whose headers declare more than ``max_pixels`` pixels (or a
+    broken header); with ``required``, also anything but JPEG, PNG, GIF and BMP bytes."""
+    header = inspect_image(data) if isinstance(data, bytes) and len(data) > 8 else None
+    if header is None:
+        if required:
+            raise invalid(
+                f"{where} is not a JPEG, PNG, GIF or BMP image (it starts with "
+                f"{bytes(data[:8])!r}); send the image file's bytes."
+            )
+        return
+    if header.pixels is None:
+        raise invalid(f"{where} {header.detail}.")
+    if header.pixels > max_pixels:
+        raise invalid(
+            f"{where} is too large: {header.detail}, over the limit of {max_pixels} pixels "
+            "(--max-image-pixels); send a smaller image."
+        )
+    if required and header.format not in IMAGE_FORMATS:
+        raise invalid(f"{where} is a {header.format} image; send JPEG, PNG, GIF or BMP bytes.")
+
+
 def check_images(arr: np.ndarray, key: str, max_pixels: int) -> None:
-    """Refuses encoded images whose header declares more than ``max_pixels`` pixels."""
+    """``check_image`` on every value of a string input (required to be images when the
+    input is named as ``inception export`` names image inputs)."""
     for i, data in enumerate(arr.reshape(-1)):
-        if isinstance(data, bytes) and len(data) > 8:
-            pixels = declared_pixels(data)
-            if pixels is not None and pixels > max_pixels:
-                raise invalid(
-                    f"image {i} of input {key!r} is too large: its header declares "
-                    f"{pixels if pixels < 2**62 else 'too many'} pixels (limit {max_pixels}); "
-                    "send a smaller image."
-                )
+        check_image(data, f"image {i} of input {key!r}", max_pixels, key in IMAGE_KEYS)
+
+
+def check_examples(arr: np.ndarray, key: str, signature: str, max_pixels: int) -> None:
+    """Serialized ``tf.Example``s for a classify signature called through Predict: each must
+    parse, and its ``image/encoded`` feature passes ``check_image``."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.example import example_pb2
+
+    for i, data in enumerate(arr.reshape(-1)):
+        where = f"value {i} of input {key!r} of signature {signature!r}"
+        header = inspect_image(data) if isinstance(data, bytes) else None
+        if header is not None:
+            raise invalid(
+                f"{where} is a {header.format} image, but this signature takes serialized "
+                "tf.Example protos: send images to the serving_default signature, or use "
+                ':classify with {"examples": [{"image/encoded": {"b64": ...}}]}.'
+            )
+        try:
+            example = example_pb2.Example.FromString(data)
+        except (DecodeError, TypeError):
+            raise invalid(f"{where} is not a serialized tf.Example.") from None
+        check_example(example, i, max_pixels)
+
+
+def check_example(example, index: int, max_pixels: int) -> None:
+    feature = example.features.feature.get("image/encoded")
+    if feature is not None:
+        for data in feature.bytes_list.value:
+            check_image(data, f"'image/encoded' of example {index}", max_pixels, True)

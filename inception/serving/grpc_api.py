@@ -1,22 +1,130 @@
-"""TensorFlow Serving's gRPC API on ``grpc.aio``, with the ``tensorflow-serving-api`` stubs:
-``PredictionService`` (Predict, Classify, GetModelMetadata) and ``ModelService``
-(GetModelStatus). Errors abort with the request's gRPC status code."""
+"""TensorFlow Serving's gRPC API on ``grpc.aio``, with the ``tensorflow-serving-api`` protos:
+``PredictionService`` (Predict, Classify, GetModelMetadata; Regress and MultiInference answer
+UNIMPLEMENTED) and ``ModelService`` (GetModelStatus). Errors abort with the request's gRPC
+status code.
+
+Predict and Classify receive the raw message, parsed and converted on a parse thread when it
+is over ``SMALL_REQUEST_BYTES`` (over ``LARGE_REQUEST_BYTES``, one of ``--max-large-requests``),
+on the event loop when smaller.
+Input tensors are checked (dtype, declared shape against the signature, the row limit, the
+values present, the bytes they expand to) before anything is allocated.
+"""
 
 from __future__ import annotations
 
+import itertools
+import logging
+import math
 import time
 
 import grpc
+import numpy as np
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
+    get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
 )
 
 from . import codec, protos
-from .errors import ServingError, invalid
+from .errors import ServingError, internal, invalid, too_large
+from .server import LARGE_REQUEST_BYTES
+
+log = logging.getLogger("inception.serving")
+
+# TensorProto dtype enum -> the repeated field holding its values (tensorflow/core/framework).
+_VALUES = {
+    1: "float_val",  # DT_FLOAT
+    2: "double_val",  # DT_DOUBLE
+    3: "int_val",  # DT_INT32
+    4: "int_val",  # DT_UINT8
+    5: "int_val",  # DT_INT16
+    6: "int_val",  # DT_INT8
+    7: "string_val",  # DT_STRING
+    9: "int64_val",  # DT_INT64
+    10: "bool_val",  # DT_BOOL
+    14: "half_val",  # DT_BFLOAT16
+    17: "int_val",  # DT_UINT16
+    19: "half_val",  # DT_HALF
+    22: "uint32_val",  # DT_UINT32
+    23: "uint64_val",  # DT_UINT64
+}
+
+
+def _dtype_name(enum: int) -> str:
+    from tensorflow.core.framework import types_pb2
+
+    try:
+        return types_pb2.DataType.Name(enum)
+    except ValueError:
+        return f"dtype {enum}"
+
+
+def tensor_to_array(proto, info: codec.TensorInfo, max_rows: int, max_bytes: int) -> np.ndarray:
+    """A request's ``TensorProto`` -> NumPy, refusing before allocating: another dtype than
+    the signature's, a shape the signature does not take, more rows than ``max_rows``, more
+    values than the shape holds, or a shape whose values (a short list is padded with its
+    last value, as TensorFlow does) would take more than ``max_bytes``."""
+    import tensorflow as tf
+
+    key = info.key
+    want = tf.string if info.is_string else tf.as_dtype(info.dtype)
+    if proto.dtype != want.as_datatype_enum:
+        raise invalid(
+            f"input {key!r} expects {info.describe()} ({_dtype_name(want.as_datatype_enum)}), "
+            f"got {_dtype_name(proto.dtype)}."
+        )
+    if proto.dtype not in _VALUES:
+        raise invalid(f"input {key!r}: this server cannot read {_dtype_name(proto.dtype)} tensors.")
+    if proto.tensor_shape.unknown_rank:
+        raise invalid(f"input {key!r} has no shape (unknown_rank): give its dimensions.")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    shown = f"[{', '.join(map(str, dims))}]"
+    if any(d < 0 for d in dims):
+        raise invalid(f"input {key!r} has a negative dimension in its shape {shown}.")
+    codec.check_dims(dims, info)
+    if dims:
+        codec.check_rows(dims[0], max_rows)
+    count = math.prod(dims)
+    values = getattr(proto, _VALUES[proto.dtype])
+    given = len(proto.tensor_content) if proto.tensor_content else len(values)
+    if info.is_string:
+        if proto.tensor_content or len(values) > count:
+            raise invalid(
+                f"input {key!r} has {len(values)} strings but its shape {shown} holds {count}."
+            )
+        last = values[-1] if len(values) else b""
+        size = sum(len(v) for v in values) + (count - len(values)) * len(last)
+        if size > max_bytes:
+            raise too_large(
+                f"input {key!r} of shape {shown} expands to {size} bytes of strings (its last "
+                f"value repeated), over the limit of {max_bytes} bytes (--max-request-bytes)."
+            )
+        filler = itertools.repeat(last, count - len(values))
+        return np.fromiter(itertools.chain(values, filler), dtype=object, count=count).reshape(dims)
+    itemsize = np.dtype(info.dtype).itemsize
+    if count * itemsize > max_bytes:
+        raise too_large(
+            f"input {key!r} declares shape {shown}: {count * itemsize} bytes of "
+            f"{info.dtype.name}, over the limit of {max_bytes} bytes (--max-request-bytes)."
+        )
+    if proto.tensor_content and given != count * itemsize:
+        raise invalid(
+            f"input {key!r} has {given} bytes of tensor_content, but its shape {shown} of "
+            f"{info.dtype.name} needs {count * itemsize}."
+        )
+    if not proto.tensor_content and given > count:
+        raise invalid(f"input {key!r} has {given} values but its shape {shown} holds {count}.")
+    return tf.make_ndarray(proto)
+
+
+def _parse(message_type, data: bytes):
+    try:
+        return message_type.FromString(data)
+    except DecodeError:
+        raise invalid(f"the request is not a valid {message_type.__name__} message.") from None
 
 
 def _spec(model_spec):
@@ -24,118 +132,176 @@ def _spec(model_spec):
     return model_spec.name, version, model_spec.version_label or None
 
 
-class _Observed:
-    """Times one RPC and turns ``ServingError`` into ``context.abort``."""
-
-    def __init__(self, server, method):
-        self.server, self.method = server, method
-
-    async def __call__(self, fn, request, context):
-        started, code = time.perf_counter(), "OK"
-        try:
-            return await fn(request)
-        except ServingError as exc:
-            code = exc.code.name
-            await context.abort(exc.code, exc.message)
-        finally:
-            self.server.metrics.observe(
-                request.model_spec.name, "grpc", self.method, code, time.perf_counter() - started
+def parse_predict(server, data: bytes):
+    """A serialized ``PredictRequest`` -> ``(request, version, signature, inputs, rows)``."""
+    request = _parse(predict_pb2.PredictRequest, data)
+    v = server.resolve(*_spec(request.model_spec))
+    sig = server.signature(v, request.model_spec.signature_name)
+    inputs = {}
+    for key, proto in request.inputs.items():
+        if key not in sig.inputs:
+            raise invalid(
+                f"input {key!r} is not in signature {sig.name!r}; it expects {sorted(sig.inputs)}."
             )
+        inputs[key] = tensor_to_array(
+            proto, sig.inputs[key], server.max_rows, server.max_request_bytes
+        )
+    unknown = [k for k in request.output_filter if k not in sig.outputs]
+    if unknown:
+        raise invalid(
+            f"output_filter names {unknown}, not outputs of signature "
+            f"{sig.name!r} ({sorted(sig.outputs)})."
+        )
+    return request, v, sig, inputs, server.check_inputs(sig, inputs)
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+def parse_classify(server, data: bytes):
+    """A serialized ``ClassificationRequest`` -> ``(request, version, signature, inputs,
+    rows)``."""
+    request = _parse(classification_pb2.ClassificationRequest, data)
+    v = server.resolve(*_spec(request.model_spec))
+    sig = server.classify_signature(v, request.model_spec.signature_name)
+    kind = request.input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = list(request.input.example_list.examples)
+    elif kind == "example_list_with_context":
+        listed = request.input.example_list_with_context
+        codec.check_rows(len(listed.examples), server.max_rows, "examples")
+        protos.check_context(listed.context, len(listed.examples), server.max_request_bytes)
+        examples = []
+        for ex in listed.examples:
+            merged = type(ex)()
+            merged.CopyFrom(listed.context)
+            merged.MergeFrom(ex)
+            examples.append(merged)
+    else:
+        raise invalid("the classify request has no input examples.")
+    return request, v, sig, server.classify_inputs(sig, examples), len(examples)
+
+
+async def _observe(server, method, context, call):
+    """Runs ``call(names)`` (``names`` takes the model name once known), counts the answer by
+    its status code, and turns errors into ``context.abort``."""
+    started, code, names = time.perf_counter(), "OK", ["?"]
+    try:
+        return await call(names)
+    except ServingError as exc:
+        code = exc.code.name
+        await context.abort(exc.code, exc.message)
+    except Exception:  # a bug: logged, answered INTERNAL and counted as such
+        log.exception("gRPC %s failed", method)
+        code = "INTERNAL"
+        error = internal("internal error while answering the request (see the log).")
+        await context.abort(error.code, error.message)
+    finally:
+        server.metrics.observe(names[0], "grpc", method, code, time.perf_counter() - started)
+
+
+class PredictionService:
+    """``tensorflow.serving.PredictionService``; Predict and Classify take raw bytes."""
+
     def __init__(self, server):
         self.server = server
 
-    async def Predict(self, request, context):
-        return await _Observed(self.server, "predict")(self._predict, request, context)
+    async def Predict(self, data: bytes, context):
+        server = self.server
 
-    async def _predict(self, request):
-        import tensorflow as tf
-
-        name, version, label = _spec(request.model_spec)
-        v = self.server.resolve(name, version, label)
-        sig = self.server.signature(v, request.model_spec.signature_name)
-        inputs = {}
-        for key, proto in request.inputs.items():
-            if key not in sig.inputs:
-                raise invalid(
-                    f"input {key!r} is not in signature {sig.name!r}; it expects "
-                    f"{sorted(sig.inputs)}."
+        async def call(names):
+            where = server.parser(len(data))
+            async with server.admit(len(data) > LARGE_REQUEST_BYTES):
+                request, v, sig, inputs, rows = await server.offload(
+                    where, parse_predict, server, data
                 )
-            try:
-                arr = tf.make_ndarray(proto)
-            except (ValueError, TypeError) as exc:
-                raise invalid(f"input {key!r} is not a valid TensorProto: {exc}") from None
-            inputs[key] = codec.check_dtype(arr, sig.inputs[key])
-        wanted = list(request.output_filter)
-        unknown = [k for k in wanted if k not in sig.outputs]
-        if unknown:
-            raise invalid(
-                f"output_filter names {unknown}, not outputs of signature "
-                f"{sig.name!r} ({sorted(sig.outputs)})."
+                names[0] = request.model_spec.name
+                outputs = await server.run(v, sig, inputs, rows)
+                return await server.offload(where, _predict_response, request, v, sig, outputs)
+
+        return await _observe(server, "predict", context, call)
+
+    async def Classify(self, data: bytes, context):
+        server = self.server
+
+        async def call(names):
+            async with server.admit(len(data) > LARGE_REQUEST_BYTES):
+                request, v, sig, inputs, rows = await server.offload(
+                    server.parser(len(data)), parse_classify, server, data
+                )
+                names[0] = request.model_spec.name
+                outputs = await server.run(v, sig, inputs, rows)
+            response = classification_pb2.ClassificationResponse()
+            response.model_spec.name = request.model_spec.name
+            response.model_spec.version.value = v.number
+            response.model_spec.signature_name = sig.name
+            result = protos.classification_result(
+                outputs.get("classes"), outputs.get("scores"), rows
             )
-        _, _, outputs = await self.server.predict(name, v.number, None, sig.name, inputs)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = name
-        response.model_spec.version.value = v.number
-        response.model_spec.signature_name = sig.name
-        for key in wanted or outputs:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
-        return response
+            response.result.CopyFrom(result)
+            return response.SerializeToString()
 
-    async def Classify(self, request, context):
-        return await _Observed(self.server, "classify")(self._classify, request, context)
-
-    async def _classify(self, request):
-        name, version, label = _spec(request.model_spec)
-        kind = request.input.WhichOneof("kind")
-        if kind == "example_list":
-            examples = list(request.input.example_list.examples)
-        elif kind == "example_list_with_context":
-            ctx = request.input.example_list_with_context.context
-            examples = []
-            for ex in request.input.example_list_with_context.examples:
-                merged = type(ex)()
-                merged.CopyFrom(ctx)
-                merged.MergeFrom(ex)
-                examples.append(merged)
-        else:
-            raise invalid("the classify request has no input examples.")
-        v, sig, classes, scores = await self.server.classify(
-            name, version, label, request.model_spec.signature_name, examples
-        )
-        response = classification_pb2.ClassificationResponse()
-        response.model_spec.name = name
-        response.model_spec.version.value = v.number
-        response.model_spec.signature_name = sig.name
-        response.result.CopyFrom(protos.classification_result(classes, scores, len(examples)))
-        return response
+        return await _observe(server, "classify", context, call)
 
     async def GetModelMetadata(self, request, context):
-        return await _Observed(self.server, "metadata")(self._metadata, request, context)
+        async def call(names):
+            names[0] = request.model_spec.name
+            name, version, label = _spec(request.model_spec)
+            fields = list(request.metadata_field)
+            if not fields:
+                raise invalid("GetModelMetadataRequest must specify at least one metadata_field.")
+            bad = [f for f in fields if f != "signature_def"]
+            if bad:
+                raise invalid(f"Metadata field {bad[0]} is not supported (only signature_def).")
+            response = protos.metadata_response(name, self.server.resolve(name, version, label))
+            return response.SerializeToString()
 
-    async def _metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest):
-        name, version, label = _spec(request.model_spec)
-        fields = list(request.metadata_field)
-        if not fields:
-            raise invalid("GetModelMetadataRequest must specify at least one metadata_field.")
-        bad = [f for f in fields if f != "signature_def"]
-        if bad:
-            raise invalid(f"Metadata field {bad[0]} is not supported (only signature_def).")
-        return protos.metadata_response(name, self.server.resolve(name, version, label))
+        return await _observe(self.server, "metadata", context, call)
+
+    async def unimplemented(self, data: bytes, context):
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "Regress and MultiInference are not served."
+        )
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        def raw(behavior, deserializer=None):
+            return grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=deserializer)
+
+        return grpc.method_handlers_generic_handler(
+            "tensorflow.serving.PredictionService",
+            {
+                "Predict": raw(self.Predict),
+                "Classify": raw(self.Classify),
+                "GetModelMetadata": raw(
+                    self.GetModelMetadata,
+                    get_model_metadata_pb2.GetModelMetadataRequest.FromString,
+                ),
+                "Regress": raw(self.unimplemented),
+                "MultiInference": raw(self.unimplemented),
+            },
+        )
+
+
+def _predict_response(request, v, sig, outputs) -> bytes:
+    import tensorflow as tf
+
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = request.model_spec.name
+    response.model_spec.version.value = v.number
+    response.model_spec.signature_name = sig.name
+    for key in list(request.output_filter) or outputs:
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+    return response.SerializeToString()
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, server):
         self.server = server
 
-    async def GetModelStatus(self, request, context):
-        return await _Observed(self.server, "status")(self._status, request, context)
+    async def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):
+        async def call(names):
+            names[0] = request.model_spec.name
+            name, version, label = _spec(request.model_spec)
+            return protos.status_response(self.server.model(name), version, label)
 
-    async def _status(self, request):
-        name, version, label = _spec(request.model_spec)
-        return protos.status_response(self.server.model(name), version, label)
+        return await _observe(self.server, "status", context, call)
 
 
 async def start(server, host: str, port: int):
@@ -148,9 +314,7 @@ async def start(server, host: str, port: int):
             ("grpc.so_reuseport", 0),
         ]
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(server), grpc_server
-    )
+    grpc_server.add_generic_rpc_handlers((PredictionService(server).handler(),))
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(server), grpc_server)
     bound = grpc_server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

@@ -1,5 +1,5 @@
-"""Responses built with the ``tensorflow-serving-api`` protos, shared by REST (as JSON) and
-gRPC: model status, model metadata, classification results."""
+"""Protos shared by REST (as JSON) and gRPC: model status, model metadata and classification
+results (``tensorflow-serving-api``), and ``tf.train.Example``s from REST's JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
 )
 
-from .errors import not_found
+from .codec import b64_bytes, check_rows
+from .errors import invalid, not_found, too_large
 
 STATES = {"LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 
@@ -85,3 +86,79 @@ def classification_result(classes, scores, count):
         for lab, val in zip(labels, values, strict=True):
             item.classes.add(label=lab, score=val)
     return result
+
+
+# ------------------------------------------------------------------------- tf.Example (REST)
+
+
+def _feature(name, value):
+    from tensorflow.core.example import feature_pb2
+
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise invalid(f"example feature {name!r} must have at least one value.")
+    try:
+        if all(isinstance(v, bool) for v in values) or all(
+            isinstance(v, int) and not isinstance(v, bool) for v in values
+        ):
+            return feature_pb2.Feature(
+                int64_list=feature_pb2.Int64List(value=[int(v) for v in values])
+            )
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+    except (ValueError, TypeError, OverflowError):
+        raise invalid(
+            f"example feature {name!r} has a number outside the int64 / float range "
+            f"({str(value)[:60]}); integers must lie within +-9223372036854775807."
+        ) from None
+    if all(isinstance(v, (str, dict)) for v in values):
+        data = [b64_bytes(v) if isinstance(v, dict) else v.encode("utf-8") for v in values]
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=data))
+    raise invalid(
+        f"example feature {name!r} mixes value types or has unsupported ones "
+        f'(use numbers, strings or {{"b64": ...}}): {str(value)[:80]}'
+    )
+
+
+def examples_from_json(body, max_rows: int = 2**31, max_bytes: int = 2**62) -> list:
+    """A REST classify body (``examples`` and optional ``context``) -> ``tf.train.Example``s
+    (at most ``max_rows``, whose serialized size, with the context copied into each, is at
+    most ``max_bytes``)."""
+    from tensorflow.core.example import example_pb2
+
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("examples"), list)
+        or not body["examples"]
+    ):
+        raise invalid("a classify request needs 'examples': a non-empty list of feature objects.")
+    examples = body["examples"]
+    check_rows(len(examples), max_rows, "examples")
+    context = body.get("context", {})
+    if not isinstance(context, dict):
+        raise invalid("'context' must be an object of features shared by every example.")
+    shared = example_pb2.Example()
+    for name, value in context.items():
+        shared.features.feature[name].CopyFrom(_feature(name, value))
+    check_context(shared, len(examples), max_bytes)
+    out = []
+    for i, ex in enumerate(examples):
+        if not isinstance(ex, dict):
+            raise invalid(f"example {i} must be an object of features.")
+        example = example_pb2.Example()
+        example.CopyFrom(shared)
+        for name, value in ex.items():
+            example.features.feature[name].CopyFrom(_feature(name, value))
+        out.append(example)
+    return out
+
+
+def check_context(context, count: int, max_bytes: int) -> None:
+    """The context is copied into each example: refuse when the copies pass ``max_bytes``."""
+    size = context.ByteSize() * count
+    if size > max_bytes:
+        raise too_large(
+            f"the context is copied into each of the {count} examples: {size} bytes, over the "
+            f"limit of {max_bytes} bytes (--max-request-bytes); send the shared features "
+            "with fewer examples per request.",
+        )

@@ -1,19 +1,27 @@
-"""``inception serve``: TensorFlow Serving's REST and gRPC APIs over exported SavedModels.
+"""``ModelServer``: TensorFlow Serving's REST and gRPC APIs over exported SavedModels.
 
 One asyncio loop runs the aiohttp REST app and the ``grpc.aio`` server; both go through
 ``ModelServer`` (model resolution, input checks, dynamic batching), so they answer alike.
 Models run on a small thread pool (TensorFlow releases the GIL); versions load on a separate
 loader thread, polled from disk. Only ``tf.saved_model.load`` of the artifact is used: the
-training and model-building code is not imported here.
+training and model-building code is not imported here. The command line is in ``cli.py``.
+
+Memory is bounded by construction (see docs/serving.md): a request carries at most
+``max_batch_size`` rows and ``max_request_bytes``; declared shapes and image headers are
+checked before anything is allocated; the model runs at most the execution batch size per
+model thread; requests over ``LARGE_REQUEST_BYTES`` are read, parsed and run at most
+``max_large_requests`` at a time, and the memory they took is handed back to the operating
+system afterwards (``malloc_trim``). Bodies over ``SMALL_REQUEST_BYTES`` are parsed off the
+event loop.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import logging
-import os
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +32,51 @@ from . import codec
 from .batching import Batcher, BatchingParameters
 from .errors import from_tensorflow, invalid, not_found, unavailable
 from .metrics import Metrics
-from .repository import ModelSpec, ServedModel, Signature, Version, parse_model_config
+from .repository import ModelSpec, ServedModel, Signature, Version
 
 log = logging.getLogger("inception.serving")
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+DEFAULT_MAX_LARGE_REQUESTS = 2
+DEFAULT_READ_TIMEOUT = 30.0
+LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this take a turn (--max-large-requests)
+SMALL_REQUEST_BYTES = 64 * 1024  # bodies up to this are parsed on the event loop
+MEDIUM_PARSE_THREADS = 2  # parse the bodies in between
+
+
+class _MemoryTrim:
+    """Hands freed heap memory back to the operating system (glibc ``malloc_trim``): soon after
+    a large request, else once the model has been quiet for a second (not between batches
+    under load, which reuse that memory); at most once a second; a no-op without glibc."""
+
+    def __init__(self):
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        self._trim = getattr(libc, "malloc_trim", None)
+        self._lock = threading.Lock()
+        self._last = self._busy = 0.0
+        self._pending = self._large = False
+
+    def note(self, large: bool = False) -> None:
+        """Work that allocated happened (``large``: a large request)."""
+        self._pending, self._large, self._busy = True, self._large or large, time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        quiet = self._large or now - self._busy >= 1.0
+        return self._pending and quiet and now - self._last >= 1.0
+
+    def __call__(self) -> None:
+        if self._trim is None or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._pending = self._large = False
+            self._trim(0)
+            self._last = time.monotonic()
+        finally:
+            self._lock.release()
 
 
 class ModelServer:
@@ -46,6 +92,8 @@ class ModelServer:
         grpc_port: int = 8500,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        max_large_requests: int = DEFAULT_MAX_LARGE_REQUESTS,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         poll_seconds: float = 2.0,
         enable_batching: bool = True,
         grace_seconds: float = 30.0,
@@ -53,17 +101,31 @@ class ModelServer:
         names = [s.name for s in specs]
         if not specs or len(set(names)) != len(names):
             raise ValueError(f"model names must be given and distinct, got {names}.")
+        if max_large_requests < 1 or max_request_bytes < 1 or max_image_pixels < 1:
+            raise ValueError(
+                "--max-large-requests, --max-request-bytes and --max-image-pixels must be >= 1."
+            )
         self.models = {s.name: ServedModel(s) for s in specs}
         self.params = params or BatchingParameters()
         self.host, self.rest_port, self.grpc_port = host, rest_port, grpc_port
         self.max_request_bytes = max_request_bytes
         self.max_image_pixels = max_image_pixels
+        self.max_large_requests = max_large_requests
+        self.read_timeout = read_timeout
         self.poll_seconds = poll_seconds
         self.enable_batching = enable_batching
         self.grace_seconds = grace_seconds
         self.metrics = Metrics(self.models)
         self.draining = False
+        self.deadline: float | None = None  # time.monotonic() when shutdown must be done
+        self.trim = _MemoryTrim()
+        self._active = 0
         self._started = False
+
+    @property
+    def max_rows(self) -> int:
+        """The most rows (images, examples) one request may carry."""
+        return self.params.max_batch_size
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -81,9 +143,19 @@ class ModelServer:
         threads = self.params.num_batch_threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inception-model")
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="inception-loader")
+        self._parser = ThreadPoolExecutor(
+            self.max_large_requests, thread_name_prefix="inception-parse"
+        )
+        self._medium = ThreadPoolExecutor(
+            MEDIUM_PARSE_THREADS, thread_name_prefix="inception-parse-medium"
+        )
         self._slots = asyncio.Semaphore(threads)
+        self._large = asyncio.Semaphore(self.max_large_requests)
+        self._idle = asyncio.Event()
+        self._idle.set()
         await self.refresh()
         self._poller = asyncio.ensure_future(self._poll())
+        self._trimmer = asyncio.ensure_future(self._trim_memory())
         self._runner, self.rest_port = await rest.start(self, self.host, self.rest_port)
         self._grpc, self.grpc_port = await grpc_api.start(self, self.host, self.grpc_port)
         self._started = True
@@ -97,19 +169,35 @@ class ModelServer:
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Graceful shutdown: stops accepting, finishes in-flight requests (up to ``grace``
-        seconds), drains the batch queues, then releases the model threads."""
+        """Graceful shutdown within ``grace`` seconds: stops accepting (new requests on open
+        connections get UNAVAILABLE), runs the queued batches that can finish a second before
+        the end (time to answer and for the process to exit), answers the rest UNAVAILABLE,
+        then releases the threads."""
         grace = self.grace_seconds if grace is None else grace
         self.draining = True
         if not self._started:
             return
         self._started = False
+        self.deadline = time.monotonic() + grace - min(1.0, grace / 4)
+        versions = [v for m in self.models.values() for v in m.versions.values()]
+        for batcher in [b for v in versions for b in v.batchers.values()]:
+            batcher.deadline = self.deadline
+        for site in list(self._runner.sites):
+            await site.stop()
+        grpc_stopped = asyncio.ensure_future(self._grpc.stop(grace + 5))
         self._poller.cancel()
-        await asyncio.gather(self._grpc.stop(grace), self._runner.cleanup())
+        self._trimmer.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):  # in-flight requests finish or expire
+            await asyncio.wait_for(self._idle.wait(), max(0.1, grace))
         for model in self.models.values():
             for version in list(model.versions.values()):
                 await self._close(version)
+        with contextlib.suppress(asyncio.TimeoutError):  # their answers are written
+            await asyncio.wait_for(self._idle.wait(), 2)
+        await asyncio.gather(grpc_stopped, self._runner.cleanup())
         self._executor.shutdown(wait=True)
+        self._parser.shutdown(wait=False, cancel_futures=True)
+        self._medium.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     async def refresh(self) -> None:
@@ -132,11 +220,65 @@ class ModelServer:
             except Exception:  # keep polling whatever one scan did
                 log.exception("polling the model base paths failed")
 
+    async def _trim_memory(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.trim.due():
+                await self.loop.run_in_executor(self._loader, self.trim)
+
     async def _close(self, version: Version) -> None:
         batchers, version.batchers = version.batchers, {}
         await asyncio.gather(*(b.close() for b in batchers.values()))
 
     # ------------------------------------------------------------------------------ requests
+
+    @contextlib.asynccontextmanager
+    async def admit(self, large: bool):
+        """One predict/classify request from arrival to answer: refused while shutting down;
+        a ``large`` one (body over ``LARGE_REQUEST_BYTES``) first waits for one of the
+        ``max_large_requests`` turns, so that few large bodies are in memory at once."""
+        if self.draining:
+            raise unavailable("the server is shutting down; retry on another replica.")
+        self._active += 1
+        self._idle.clear()
+        try:
+            if not large:
+                yield
+                return
+            await self._wait_turn()
+            try:
+                yield
+            finally:
+                self._large.release()
+                self.trim.note(large=True)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _wait_turn(self) -> None:
+        """Waits for a large-request turn (the body stays unread meanwhile), as long as the
+        client does; at the shutdown deadline the wait ends UNAVAILABLE."""
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                return await asyncio.wait_for(self._large.acquire(), 0.5)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise unavailable("the server is shutting down; retry on another replica.")
+
+    def parser(self, size: int, large: bool = False):
+        """Where a body of ``size`` bytes is parsed, checked and answered: the event loop
+        (None) up to ``SMALL_REQUEST_BYTES``, else a parse thread (one of the large-request
+        ones past ``LARGE_REQUEST_BYTES`` or for a ``large`` request, so that a medium body
+        never waits behind a large one)."""
+        if large or size > LARGE_REQUEST_BYTES:
+            return self._parser
+        return self._medium if size > SMALL_REQUEST_BYTES else None
+
+    async def offload(self, executor, fn, *args):
+        """``fn(*args)`` on ``executor`` (see ``parser``), or here on the loop for None."""
+        if executor is None:
+            return fn(*args)
+        return await self.loop.run_in_executor(executor, fn, *args)
 
     def model(self, name: str) -> ServedModel:
         try:
@@ -161,7 +303,8 @@ class ModelServer:
                 f"{', '.join(sorted(version.signatures))}."
             ) from None
 
-    def _check_inputs(self, sig: Signature, inputs: dict[str, np.ndarray]) -> int:
+    def check_inputs(self, sig: Signature, inputs: dict[str, np.ndarray]) -> int:
+        """Names, shapes, rows and encoded images of predict inputs; returns the rows."""
         if set(inputs) != set(sig.inputs):
             raise invalid(
                 f"signature {sig.name!r} expects inputs {sorted(sig.inputs)}, got {sorted(inputs)}."
@@ -170,27 +313,21 @@ class ModelServer:
         for key, arr in inputs.items():
             info = sig.inputs[key]
             codec.check_shape(arr, info)
-            if info.is_string:
+            if arr.ndim:
+                codec.check_rows(arr.shape[0], self.max_rows)
+            if info.is_string and sig.method_name == CLASSIFY_METHOD:
+                codec.check_examples(arr, key, sig.name, self.max_image_pixels)
+            elif info.is_string:
                 codec.check_images(arr, key, self.max_image_pixels)
             rows.add(arr.shape[0] if arr.ndim else -1)
         if len(rows) != 1:
             raise invalid("every input must have the same batch size (first dimension).")
-        return rows.pop()
-
-    async def predict(self, name, version, label, signature_name, inputs) -> tuple:
-        """Runs a predict signature: returns ``(Version, Signature, outputs)``."""
-        v = self.resolve(name, version, label)
-        sig = self.signature(v, signature_name)
-        rows = self._check_inputs(sig, inputs)
+        rows = rows.pop()
         if rows == 0:
             raise invalid("the batch is empty: send at least one example.")
-        outputs = await self._run(v, sig, inputs, rows)
-        return v, sig, outputs
+        return rows
 
-    async def classify(self, name, version, label, signature_name, examples) -> tuple:
-        """Runs a classify signature on ``tf.train.Example``s: ``(Version, Signature,
-        classes or None, scores or None)``, each ``[batch, k]``."""
-        v = self.resolve(name, version, label)
+    def classify_signature(self, v: Version, signature_name: str | None) -> Signature:
         if (
             not signature_name
             and "serving_default" in v.signatures
@@ -207,39 +344,46 @@ class ModelServer:
             )
         if len(sig.inputs) != 1:
             raise invalid(f"classify signature {sig.name!r} must have exactly one input.")
+        return sig
+
+    def classify_inputs(self, sig: Signature, examples: list) -> dict[str, np.ndarray]:
+        """``tf.train.Example``s -> the classify signature's input (serialized), checked."""
         if not examples:
             raise invalid("the classify request has no examples.")
-        for ex in examples:
-            feature = ex.features.feature.get("image/encoded")
-            if feature is not None:
-                data = np.array(list(feature.bytes_list.value), dtype=object)
-                codec.check_images(data, "image/encoded", self.max_image_pixels)
-        key = next(iter(sig.inputs))
-        inputs = {key: np.array([ex.SerializeToString() for ex in examples], dtype=object)}
-        outputs = await self._run(v, sig, inputs, len(examples))
-        return v, sig, outputs.get("classes"), outputs.get("scores")
+        codec.check_rows(len(examples), self.max_rows, "examples")
+        for i, ex in enumerate(examples):
+            codec.check_example(ex, i, self.max_image_pixels)
+        data = np.empty(len(examples), dtype=object)
+        data[:] = [ex.SerializeToString() for ex in examples]
+        return {next(iter(sig.inputs)): data}
 
-    async def _run(self, v: Version, sig: Signature, inputs, rows: int):
+    async def run(self, v: Version, sig: Signature, inputs, rows: int) -> dict[str, np.ndarray]:
+        """Runs checked inputs through the signature (batched unless disabled)."""
         if not self.enable_batching or any(a.ndim == 0 for a in inputs.values()):
             try:
-                return await self.loop.run_in_executor(self._executor, sig.run, inputs)
+                return await self.loop.run_in_executor(self._executor, self._execute, sig, inputs)
             except Exception as exc:
                 raise from_tensorflow(exc) from None
         batcher = v.batchers.get(sig.name)
         if batcher is None:
-            if self.draining:
-                raise unavailable("the server is shutting down.")
             batcher = Batcher(
-                sig.run,
+                lambda batch: self._execute(sig, batch),
                 self.params,
                 self._executor,
                 self._slots,
                 name=f"{v.model}:{v.number}:{sig.name}",
                 on_batch=self.metrics.batch_size.labels(v.model, sig.name).observe,
                 on_queue=self.metrics.queue_rows.labels(v.model, sig.name).set,
+                deadline=self.deadline,
             )
             v.batchers[sig.name] = batcher
         return await batcher.submit(inputs, rows)
+
+    def _execute(self, sig: Signature, inputs) -> dict[str, np.ndarray]:
+        try:
+            return sig.run(inputs)
+        finally:
+            self.trim.note()
 
     def healthy(self) -> tuple[bool, dict]:
         """Ready when not shutting down and every model has an available version."""
@@ -299,146 +443,3 @@ class ServerThread:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="inception serve",
-        description="Serve exported SavedModels with TensorFlow Serving's REST and gRPC APIs.",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model-base-path", help="folder with one sub-folder per version (1, 2, ...)")
-    src.add_argument(
-        "--model-config-file",
-        help="TF-Serving model config (model_config_list), for several models",
-    )
-    p.add_argument(
-        "--model-name", default=None, help="name clients use (default: the base path's folder name)"
-    )
-    p.add_argument(
-        "--version-policy",
-        choices=("all", "latest"),
-        default="all",
-        help="serve every version (default) or only the latest",
-    )
-    p.add_argument("--rest-port", "--rest_api_port", type=int, default=8501)
-    p.add_argument("--grpc-port", "--port", type=int, default=8500)
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
-    p.add_argument(
-        "--batching-parameters-file",
-        default=None,
-        help="TF-Serving batching parameters (text format), e.g. serve/batching.config",
-    )
-    p.add_argument("--max-batch-size", type=int, default=None)
-    p.add_argument("--batch-timeout-micros", type=int, default=None)
-    p.add_argument("--max-enqueued-batches", type=int, default=None)
-    p.add_argument("--num-batch-threads", type=int, default=None)
-    p.add_argument("--no-batching", action="store_true", help="run every request on its own")
-    p.add_argument(
-        "--max-request-bytes",
-        type=int,
-        default=DEFAULT_MAX_REQUEST_BYTES,
-        help="largest REST body / gRPC message (64 MiB)",
-    )
-    p.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=DEFAULT_MAX_IMAGE_PIXELS,
-        help="refuse images whose header declares more pixels (64e6)",
-    )
-    p.add_argument(
-        "--poll-seconds",
-        "--file_system_poll_wait_seconds",
-        type=float,
-        default=2.0,
-        help="how often to look for new versions (2 s)",
-    )
-    p.add_argument(
-        "--grace-seconds",
-        type=float,
-        default=30.0,
-        help="time in-flight requests get to finish on SIGTERM (30 s)",
-    )
-    return p.parse_args(argv)
-
-
-def build_server(args) -> ModelServer:
-    if args.model_config_file:
-        if not os.path.isfile(args.model_config_file):
-            raise FileNotFoundError(f"no such model config file: {args.model_config_file}")
-        with open(args.model_config_file) as f:
-            specs = parse_model_config(f.read(), os.path.dirname(args.model_config_file))
-    else:
-        base = os.path.abspath(args.model_base_path)
-        if not os.path.isdir(base):
-            raise FileNotFoundError(
-                f"--model-base-path {args.model_base_path} does not exist; it should hold version "
-                "folders written by `inception export --out DIR --name NAME` (DIR/NAME)."
-            )
-        name = args.model_name or os.path.basename(base.rstrip(os.sep))
-        specs = [ModelSpec(name, base, args.version_policy)]
-    if args.batching_parameters_file and not os.path.isfile(args.batching_parameters_file):
-        raise FileNotFoundError(
-            f"no such batching parameters file: {args.batching_parameters_file}"
-        )
-    params = (
-        BatchingParameters.from_file(args.batching_parameters_file)
-        if args.batching_parameters_file
-        else BatchingParameters()
-    )
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "max_batch_size",
-            "batch_timeout_micros",
-            "max_enqueued_batches",
-            "num_batch_threads",
-        )
-        if getattr(args, k) is not None
-    }
-    if overrides:
-        fields = {**params.__dict__, **overrides}
-        if "max_batch_size" in overrides and fields["allowed_batch_sizes"]:
-            fields["allowed_batch_sizes"] = []
-        params = BatchingParameters(**fields)
-    return ModelServer(
-        specs,
-        params,
-        host=args.host,
-        rest_port=args.rest_port,
-        grpc_port=args.grpc_port,
-        max_request_bytes=args.max_request_bytes,
-        max_image_pixels=args.max_image_pixels,
-        poll_seconds=args.poll_seconds,
-        enable_batching=not args.no_batching,
-        grace_seconds=args.grace_seconds,
-    )
-
-
-async def _serve(server: ModelServer) -> None:
-    await server.start()
-    print(
-        f"inception serve: REST http://{server.host}:{server.rest_port}/v1/models/"
-        f"{next(iter(server.models))}  gRPC {server.host}:{server.grpc_port}",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    started = time.monotonic()
-    print("inception serve: shutting down, finishing in-flight requests", flush=True)
-    await server.stop()
-    print(f"inception serve: stopped ({time.monotonic() - started:.1f} s)", flush=True)
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    args = parse_args(argv)
-    server = build_server(args)
-    asyncio.run(_serve(server))
-    return 0

@@ -1,0 +1,221 @@
+"""``inception serve``: the command line of ``ModelServer`` (TF-Serving's flags where they exist,
+plus this server's limits), with graceful shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+from .batching import BatchingParameters
+from .repository import ModelSpec, parse_model_config
+from .server import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_LARGE_REQUESTS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_READ_TIMEOUT,
+    LARGE_REQUEST_BYTES,
+    ModelServer,
+)
+
+BATCHING_FLAGS = (
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
+    "max_execution_batch_size",
+)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="inception serve",
+        description="Serve exported SavedModels with TensorFlow Serving's REST and gRPC APIs.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model-base-path", help="folder with one sub-folder per version (1, 2, ...)")
+    src.add_argument(
+        "--model-config-file",
+        help="TF-Serving model config (model_config_list), for several models",
+    )
+    p.add_argument(
+        "--model-name", default=None, help="name clients use (default: the base path's folder name)"
+    )
+    p.add_argument(
+        "--version-policy",
+        choices=("all", "latest"),
+        default="all",
+        help="serve every version (default) or only the latest",
+    )
+    p.add_argument("--rest-port", "--rest_api_port", type=int, default=8501)
+    p.add_argument("--grpc-port", "--port", type=int, default=8500)
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    p.add_argument(
+        "--batching-parameters-file",
+        default=None,
+        help="TF-Serving batching parameters (text format), e.g. serve/batching.config",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="most rows (images) per request, and per model run unless splitting (16)",
+    )
+    p.add_argument("--batch-timeout-micros", type=int, default=None)
+    p.add_argument("--max-enqueued-batches", type=int, default=None)
+    p.add_argument("--num-batch-threads", type=int, default=None)
+    p.add_argument(
+        "--enable-large-batch-splitting",
+        action="store_true",
+        default=None,
+        help="split requests into model runs of --max-execution-batch-size rows",
+    )
+    p.add_argument(
+        "--max-execution-batch-size",
+        type=int,
+        default=None,
+        help="with splitting: most rows per model run (default --max-batch-size)",
+    )
+    p.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    p.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="largest REST body (after decompression) / gRPC message (64 MiB)",
+    )
+    p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        help="refuse images whose headers declare more pixels (64e6)",
+    )
+    p.add_argument(
+        "--max-large-requests",
+        type=int,
+        default=DEFAULT_MAX_LARGE_REQUESTS,
+        help=f"requests over {LARGE_REQUEST_BYTES // 2**20} MiB handled at once; the others "
+        f"wait unread ({DEFAULT_MAX_LARGE_REQUESTS})",
+    )
+    p.add_argument(
+        "--read-timeout-seconds",
+        type=float,
+        default=DEFAULT_READ_TIMEOUT,
+        help=f"time a REST client has to send its body ({DEFAULT_READ_TIMEOUT:g} s)",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=2.0,
+        help="how often to look for new versions (2 s)",
+    )
+    p.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM: time queued work gets to run; the rest is answered UNAVAILABLE (30 s)",
+    )
+    return p.parse_args(argv)
+
+
+def batching_parameters(args) -> BatchingParameters:
+    """The batching parameters file (or the defaults), with the command line's overrides."""
+    path = args.batching_parameters_file
+    if path and not os.path.isfile(path):
+        raise FileNotFoundError(f"no such batching parameters file: {path}")
+    params = BatchingParameters.from_file(path) if path else BatchingParameters()
+    overrides = {k: getattr(args, k) for k in BATCHING_FLAGS if getattr(args, k) is not None}
+    if args.enable_large_batch_splitting:
+        overrides["enable_large_batch_splitting"] = True
+    if not overrides:
+        return params
+    fields = {**params.__dict__, **overrides}
+    if args.max_execution_batch_size and not fields["enable_large_batch_splitting"]:
+        raise ValueError(
+            "--max-execution-batch-size applies to split requests: add "
+            "--enable-large-batch-splitting (or set it in the batching parameters file)."
+        )
+    if {"max_batch_size", "max_execution_batch_size"} & set(overrides) and fields[
+        "allowed_batch_sizes"
+    ]:
+        fields["allowed_batch_sizes"] = []
+    return BatchingParameters(**fields)
+
+
+def build_server(args) -> ModelServer:
+    if args.model_config_file:
+        if not os.path.isfile(args.model_config_file):
+            raise FileNotFoundError(f"no such model config file: {args.model_config_file}")
+        with open(args.model_config_file) as f:
+            specs = parse_model_config(f.read(), os.path.dirname(args.model_config_file))
+    else:
+        base = os.path.abspath(args.model_base_path)
+        if not os.path.isdir(base):
+            raise FileNotFoundError(
+                f"--model-base-path {args.model_base_path} does not exist; it should hold version "
+                "folders written by `inception export --out DIR --name NAME` (DIR/NAME)."
+            )
+        name = args.model_name or os.path.basename(base.rstrip(os.sep))
+        specs = [ModelSpec(name, base, args.version_policy)]
+    return ModelServer(
+        specs,
+        batching_parameters(args),
+        host=args.host,
+        rest_port=args.rest_port,
+        grpc_port=args.grpc_port,
+        max_request_bytes=args.max_request_bytes,
+        max_image_pixels=args.max_image_pixels,
+        max_large_requests=args.max_large_requests,
+        read_timeout=args.read_timeout_seconds,
+        poll_seconds=args.poll_seconds,
+        enable_batching=not args.no_batching,
+        grace_seconds=args.grace_seconds,
+    )
+
+
+async def serve(server: ModelServer) -> None:
+    """Serves until SIGTERM or SIGINT, then shuts down gracefully (a second signal exits at
+    once)."""
+    await server.start()
+    print(
+        f"inception serve: REST http://{server.host}:{server.rest_port}/v1/models/"
+        f"{next(iter(server.models))}  gRPC {server.host}:{server.grpc_port}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal():
+        if stop.is_set():
+            print("inception serve: second signal, exiting now", flush=True)
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+    started = time.monotonic()
+    print(
+        f"inception serve: shutting down, finishing in-flight requests (up to "
+        f"{server.grace_seconds:g} s)",
+        flush=True,
+    )
+    await server.stop()
+    print(f"inception serve: stopped ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+def main(argv=None) -> int:
+    """Serves until a signal; once stopped, the process exits at once (the interpreter's
+    teardown of TensorFlow takes seconds and has nothing left to save)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    server = build_server(args)
+    asyncio.run(serve(server))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
