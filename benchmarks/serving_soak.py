@@ -288,7 +288,7 @@ def main(argv=None) -> int:
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     import inception
-    from inception.serving.export import Member, export_saved_model
+    from inception.serving.export import export_saved_model
 
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="serving-soak-")
@@ -300,7 +300,7 @@ def main(argv=None) -> int:
         if args.classes in (1000, 1001)
         else [str(i) for i in range(args.classes)]
     )
-    export_saved_model([Member(model, args.image_size)], work, "soak", 1, names)
+    export_saved_model([model], work, "soak", 1, names)
     del model
     good_images = [jpeg(max(args.image_size, 160), seed) for seed in range(8)]
     abuse = build_abuse("soak", args.image_size, good_images[0])

@@ -1,5 +1,6 @@
-"""The ``inception`` command. Each sub-command lives in its own module, imported only when used,
-exposing ``main(argv) -> int``; help and argument errors are answered before TensorFlow loads.
+"""The ``inception`` command. Each sub-command is a function ``main(argv) -> int`` (or the one
+named after ``:``) in its own module, imported only when used; help and argument errors are
+answered before TensorFlow loads.
 
 TensorFlow's start-up lines (oneDNN, CUDA probing, absl) are kept off the terminal unless
 ``--verbose`` (or ``INCEPTION_VERBOSE=1``) is given; errors are one line each
@@ -20,8 +21,8 @@ COMMANDS = {
     "train": ("inception.training.cli", "train a model (Keras fit on TensorFlow or JAX)"),
     "eval": ("inception.evaluation.cli", "top-1/top-5 evaluation, multi-crop and ensembles"),
     "predict": ("inception.evaluation.predict", "classify images, folders or URLs"),
-    "export": ("inception.serving.export", "export SavedModels for TensorFlow Serving"),
-    "serve": ("inception.serving.cli", "serve exported models over REST and gRPC"),
+    "export": ("inception.serving.cli:export_main", "export SavedModels for TensorFlow Serving"),
+    "serve": ("inception.serving.cli:serve_main", "serve exported models over REST and gRPC"),
     "plot": ("inception.plot", "draw a training run's curves or the model zoo (PNG)"),
 }
 
@@ -64,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not verbose:
         quiet_tensorflow()
-    module = importlib.import_module(COMMANDS[command][0])
+    module, _, function = COMMANDS[command][0].partition(":")
+    run = getattr(importlib.import_module(module), function or "main")
     try:
-        return int(module.main(rest) or 0)
+        return int(run(rest) or 0)
     except (UsageError, ValueError, FileNotFoundError) as exc:
         if os.environ.get("INCEPTION_DEBUG"):
             raise

@@ -42,8 +42,9 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 import inception  # noqa: E402
+from inception.evaluation.crops import extract_crops  # noqa: E402
 from inception.serving.batching import BatchingParameters  # noqa: E402
-from inception.serving.export import Member, export_saved_model  # noqa: E402
+from inception.serving.export import export_saved_model  # noqa: E402
 from inception.serving.repository import ModelSpec  # noqa: E402
 from inception.serving.server import ModelServer, ServerThread  # noqa: E402
 
@@ -66,9 +67,10 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
 
 
 def crop_resize(data: bytes, size: int) -> np.ndarray:
-    """TensorFlow's decoder, central crop, bilinear resize: the input pipeline of the export."""
-    pixels = tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
-    return tf.image.resize(tf.image.central_crop(pixels, 0.875), [size, size]).numpy()
+    """TensorFlow's decoder, the central 0.875, bilinear resize: the crop of ``inception eval``,
+    which the export runs in its graph."""
+    pixels = tf.io.decode_image(data, channels=3, expand_animations=False)
+    return extract_crops(pixels, 1, size, 0.875)[0].numpy()
 
 
 def small_classifier(size: int, classes: int, seed: int):
@@ -98,18 +100,21 @@ def b64(data: bytes) -> dict:
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     single = inception.build("inception_resnet_v1", input_shape=(75, 75, 3), classes=5)
-    export_saved_model([Member(single, 75)], root, "single", 1, LABELS, top_k=3)
+    export_saved_model([single], root, "single", 1, LABELS, top_k=3)
     # Ensemble members: two small Keras classifiers (export and ensemble logic do not depend on
     # the network; a real Inception-ResNet-v1 is the single model) at different input sizes,
     # the second with a 6-class head whose first column is dropped as slim's "background".
     a, b = small_classifier(75, 5, seed=1), small_classifier(83, 6, seed=2)
-    export_saved_model([Member(a, 75), Member(b, 83)], root, "ensemble", 1, LABELS, top_k=3)
-    ensemble = inception.Ensemble([a, b])
+    export_saved_model([a, b], root, "ensemble", 1, LABELS, top_k=3)
+
+    def probabilities(model, size):  # each model on its own crops, at its own size
+        x = inception.preprocess_input(np.stack([crop_resize(d, size) for d in IMAGES]))
+        return model.predict(x, verbose=0)
+
+    second = probabilities(b, 83)[:, 1:]  # background dropped, renormalised
     expected = {
-        "single": single.predict(
-            inception.preprocess_input(np.stack([crop_resize(d, 75) for d in IMAGES])), verbose=0
-        ),
-        "ensemble": ensemble.predict(np.stack([crop_resize(d, 83) for d in IMAGES]), verbose=0),
+        "single": probabilities(single, 75),
+        "ensemble": (probabilities(a, 75) + second / second.sum(axis=1, keepdims=True)) / 2,
     }
     server = ModelServer(
         [ModelSpec("single", str(root / "single")), ModelSpec("ensemble", str(root / "ensemble"))],

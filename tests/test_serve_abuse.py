@@ -43,7 +43,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 from inception.serving import rest  # noqa: E402
 from inception.serving import server as server_module  # noqa: E402
 from inception.serving.batching import BatchingParameters  # noqa: E402
-from inception.serving.export import Member, export_saved_model  # noqa: E402
+from inception.serving.export import export_saved_model  # noqa: E402
 from inception.serving.repository import ModelSpec  # noqa: E402
 from inception.serving.server import ModelServer, ServerThread  # noqa: E402
 
@@ -100,9 +100,9 @@ GOOD = jpeg(64, 48, 1)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    export_saved_model([Member(classifier(75, 8, 1, 1), 75)], root, "tiny", 1, LABELS, top_k=3)
+    export_saved_model([classifier(75, 8, 1, 1)], root, "tiny", 1, LABELS, top_k=3)
     # Slow enough (tens of ms per image here) for work to outlast a short shutdown grace.
-    export_saved_model([Member(classifier(75, 128, 4, 2), 75)], root, "slow", 1, LABELS, top_k=3)
+    export_saved_model([classifier(75, 128, 4, 2)], root, "slow", 1, LABELS, top_k=3)
     return root
 
 

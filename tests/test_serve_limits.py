@@ -423,13 +423,13 @@ def test_memory_is_handed_back_after_large_requests_and_when_quiet(monkeypatch):
 def test_cli_splitting_flags():
     from inception.serving import cli
 
-    args = cli.parse_args(
+    args = cli.parse_serve_args(
         ["--model-base-path", "m", "--enable-large-batch-splitting", "--max-batch-size", "64"]
         + ["--max-execution-batch-size", "8"]
     )
     params = cli.batching_parameters(args)
     assert params.enable_large_batch_splitting and params.max_batch_size == 64
     assert params.execution_batch_size == 8 and params.max_queued_rows == 128
-    lone = cli.parse_args(["--model-base-path", "m", "--max-execution-batch-size", "8"])
+    lone = cli.parse_serve_args(["--model-base-path", "m", "--max-execution-batch-size", "8"])
     with pytest.raises(ValueError, match="add --enable-large-batch-splitting"):
         cli.batching_parameters(lone)

@@ -238,9 +238,15 @@ SERVER_MODULES = [
 ]
 
 
+EXPORT_FUNCTIONS = {"export_main", "parse_export_args"}  # cli.py's export command may
+
+
 @pytest.mark.parametrize("module", SERVER_MODULES)
 def test_server_path_does_not_import_model_code(module):
     tree = ast.parse((ROOT / "inception" / "serving" / f"{module}.py").read_text())
+    for node in list(tree.body):
+        if isinstance(node, ast.FunctionDef) and node.name in EXPORT_FUNCTIONS:
+            tree.body.remove(node)
     imported = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -30,7 +30,7 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def _say(message: str, quiet: bool) -> None:
+def say(message: str, quiet: bool) -> None:
     if not quiet:
         print(f"inception export: {message}", file=sys.stderr, flush=True)
 
@@ -276,7 +276,7 @@ def export_saved_model(
             raise ValueError(
                 f"{len(names)} class names for a model of {len(space)} classes; give one each."
             )
-    _say("tracing the serving signatures", quiet)
+    say("tracing the serving signatures", quiet)
     archive = build_archive(
         members, names, space=space, weights=weights, top_k=top_k,
         max_image_pixels=max_image_pixels,
@@ -284,7 +284,7 @@ def export_saved_model(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
-        _say(f"writing {target}", quiet)
+        say(f"writing {target}", quiet)
         archive.write_out(str(staging / "model"), verbose=False)
         built = staging / "model"
         _set_classify_method(built)
@@ -296,108 +296,3 @@ def export_saved_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def parse_args(argv):
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="inception export",
-        description="Export a model (or an ensemble) as a SavedModel for TensorFlow Serving. "
-        "Class names, input size and preprocessing come with the weights.",
-    )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="registered name(s) or .keras file(s), comma-separated for an ensemble",
-    )
-    p.add_argument(
-        "--weights",
-        default="imagenet",
-        help="'imagenet' (default: each model's pretrained entry), a manifest entry, a "
-        ".weights.h5 / .keras path, or 'none' (random weights, for smoke tests); one, or one "
-        "per model (comma-separated)",
-    )
-    p.add_argument("--name", required=True, help="model name (the folder under --out)")
-    p.add_argument("--version", required=True, type=int, help="version number (positive)")
-    p.add_argument("--out", required=True, help="model base directory")
-    p.add_argument(
-        "--image-size", default=None, help="input size of named models (default: their own)"
-    )
-    p.add_argument(
-        "--classes", type=int, default=None, help="classes of a randomly initialised model"
-    )
-    p.add_argument("--variant", default=None, help="architecture variant (slim or paper)")
-    p.add_argument(
-        "--labels", default=None, help="class names, one per line (default: the models' own)"
-    )
-    p.add_argument(
-        "--ensemble-weights", default=None, help="comma-separated weight per model (equal)"
-    )
-    p.add_argument("--top-k", type=int, default=5, help="classes returned per image (5)")
-    p.add_argument(
-        "--crop-fraction",
-        type=float,
-        default=None,
-        help="central crop before resizing (default: each model's own, 0.875 for TF-slim's)",
-    )
-    p.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=None,
-        help="refuse images whose header declares more pixels (64e6)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    p.add_argument("--no-warmup", action="store_true", help="do not write a warmup request")
-    p.add_argument("--quiet", action="store_true", help="print only the result line")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from inception.models.members import check_entry, per_member, resolve_all, split_list
-
-    models = split_list(args.model)
-    if not models:
-        raise ValueError("--model is empty: pass a model name such as inception_v4.")
-    target = version_dir(args.out, args.name, args.version)
-    if target.exists() and not args.overwrite:
-        raise ValueError(
-            f"{target} already exists; choose another --version or pass --overwrite to replace it."
-        )
-    # Check every argument before building anything (building takes a while).
-    for m in models:
-        check_entry(m)
-    sizes = per_member(args.image_size, len(models), "--image-size")
-    weights = per_member(args.weights, len(models), "--weights", "imagenet")
-    mean = None
-    if args.ensemble_weights:
-        try:
-            mean = [float(w) for w in per_member(args.ensemble_weights, len(models), "x")]
-        except ValueError:
-            raise ValueError(
-                f"--ensemble-weights must be one number per model; got {args.ensemble_weights!r}."
-            ) from None
-    if args.labels and not os.path.isfile(args.labels):
-        raise FileNotFoundError(f"no such labels file: {args.labels}")
-    if any(str(w).lower() == "none" for w in weights):
-        _say("--weights none: exporting RANDOM weights (for smoke tests only)", args.quiet)
-    members = []
-    for m, w, s in zip(models, weights, sizes):
-        _say(f"loading {m} ({w if not str(m).endswith('.keras') else 'saved model'})", args.quiet)
-        members += resolve_all([m], w, image_size=int(s) if s else None,
-                               num_classes=args.classes, variant=args.variant)  # fmt: skip
-    _, names = class_names_for(members, args.labels)
-    path = export_saved_model(
-        members, args.out, args.name, args.version, names, weights=mean, top_k=args.top_k,
-        crop_fraction=args.crop_fraction, max_image_pixels=args.max_image_pixels,
-        overwrite=args.overwrite, warmup=not args.no_warmup, quiet=args.quiet,
-    )  # fmt: skip
-    print(
-        f"exported {','.join(map(str, models))} to {path} (signatures: serving_default, "
-        "predict_pixels, classify)"
-    )
-    return 0
