@@ -21,6 +21,7 @@ from .models import (
     set_model_info,
 )
 from .models.ensemble import Ensemble
+from .optimize import optimize_for_inference
 from .preprocessing import Preprocessing, class_names, decode_predictions, preprocess_input
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "save_model",
     "load_model",
     "build",
+    "optimize_for_inference",
     "get_model_config",
     "list_models",
     "preprocess_input",
