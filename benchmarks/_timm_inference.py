@@ -4,7 +4,7 @@
 It runs in its own process (TensorFlow and PyTorch in one process crash on the development
 machine) and measures only when asked, so its rounds alternate with the TensorFlow ones: it
 builds and warms up its models, prints ``{"ready": ...}``, then for every ``time BATCH`` line on
-stdin prints one JSON line of images/s per model; ``quit`` ends it.
+stdin prints one JSON line of ``[images/s, images per CPU-second]`` per model; ``quit`` ends it.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ MODELS = ("inception_v4", "inception_resnet_v2")
 def timed(model, x, batch, min_seconds):
     import torch
 
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     with torch.inference_mode():
         while True:
             model(x)
             calls += 1
             elapsed = time.perf_counter() - start
             if elapsed >= min_seconds:
-                return calls * batch / elapsed
+                return calls * batch / elapsed, calls * batch / (time.process_time() - cpu)
 
 
 def main():

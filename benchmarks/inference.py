@@ -87,14 +87,15 @@ def _graph(model):
 
 
 def timed(fn, x, batch, min_seconds):
-    """Images/s (or calls/s without a batch) over at least ``min_seconds``."""
-    calls, start = 0, time.perf_counter()
+    """``(images/s, images per CPU-second of this process)`` (calls without a batch) over at least
+    ``min_seconds``."""
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while True:
         np.asarray(fn(x))
         calls += 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
-            return calls * batch / elapsed
+            return calls * batch / elapsed, calls * batch / (time.process_time() - cpu)
 
 
 class Timm:
@@ -136,35 +137,43 @@ class Timm:
 
 
 def measure(entries, timm, batch, rounds, min_seconds, size):
-    """``{label: [images/s per round]}`` (calls/s for the matmuls)."""
+    """``{"wall": {label: [images/s per round]}, "cpu": {label: [images per CPU-second]}}``
+    (calls for the matmuls)."""
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)), tf.float32)
     for fn, *_ in entries.values():
         np.asarray(fn(x))  # trace + warm-up
         np.asarray(fn(x))
-    rates = {label: [] for label in entries}
+    rates = {"wall": {label: [] for label in entries}, "cpu": {label: [] for label in entries}}
     for r in range(rounds):
         for label, (fn, flops, *_) in entries.items():
-            rates[label].append(timed(fn, x, batch if flops else 1, min_seconds))
+            wall, cpu = timed(fn, x, batch if flops else 1, min_seconds)
+            rates["wall"][label].append(wall)
+            rates["cpu"][label].append(cpu)
         if timm is not None:
-            for label, rate in timm.round(batch).items():
-                rates.setdefault(label, []).append(rate)
+            for label, (wall, cpu) in timm.round(batch).items():
+                rates["wall"].setdefault(label, []).append(wall)
+                rates["cpu"].setdefault(label, []).append(cpu)
         done = ", ".join(f"{k.split('|')[0].split('.')[-1]} {k.split('|')[1]} {v[-1]:.2f}"
-                         for k, v in rates.items())  # fmt: skip
-        print(f"batch {batch} round {r + 1}/{rounds}: {done}", flush=True)
+                         for k, v in rates["wall"].items())  # fmt: skip
+        print(f"batch {batch} round {r + 1}/{rounds} (images/s): {done}", flush=True)
     return rates
 
 
 def summarise(rates, entries, macs):
-    """Per entry: median images/s, median ratios to our float32 and to keras' IR-v2, GFLOP/s and
-    percent of the same-precision matmul ceiling (medians over rounds)."""
+    """Per entry and clock (``wall``, ``cpu``): median images/s (per CPU-second for ``cpu``),
+    median ratios to our float32 build and to keras' IR-v2, GFLOP/s and percent of the
+    same-precision matmul ceiling (medians over rounds of values measured in the same round)."""
+    return {clock: _summarise(rates[clock], entries, macs) for clock in ("wall", "cpu")}
+
+
+def _summarise(rates, entries, macs):
     ceiling = {p: [2 * MATMUL**3 * c / 1e9 for c in rates[label]] for p, label in CEILING.items()}
     out = {}
     for label, values in rates.items():
         name, form = label.split("|")
         precision = "bfloat16" if form.startswith("bfloat16") else "float32"
         if label in CEILING.values():
-            gflops = ceiling[precision]
-            out[label] = {"gflops": statistics.median(gflops), "percent_of_ceiling": 100.0}
+            out[label] = {"gflops": statistics.median(ceiling[precision]), "rounds": values}
             continue
         if label in entries:
             flops, own = entries[label][1], entries[label][3]
@@ -189,22 +198,31 @@ def _median_ratio(a, b):
 
 
 def markdown(summary, batch):
+    """One table: wall-clock columns, then the same ratios by CPU time (steadier on a shared
+    machine: another job's load slows the wall clock of whatever is being timed, not the CPU time
+    a model needs)."""
+    wall, cpu = summary["wall"], summary["cpu"]
     lines = [
         f"Batch {batch}:",
         "",
-        "| model | precision | img/s | vs our float32 | vs keras IR-v2 | GFLOP/s | % of matmul |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | precision | img/s | vs our float32 | vs keras IR-v2 | GFLOP/s | % of matmul "
+        "| CPU time: vs our float32 | vs keras IR-v2 | % of matmul |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, row in summary.items():
+    for label, row in wall.items():
         name, form = label.split("|")
         if "images_per_s" not in row:
-            lines.append(f"| {name} (ceiling) | {form} | | | | {row['gflops']:.0f} | 100% |")
+            lines.append(f"| {name} (ceiling) | {form} | | | | {row['gflops']:.0f} | 100% "
+                         f"| | | 100% |")  # fmt: skip
             continue
-        own = f"{row['vs_float32']:.2f}x" if "vs_float32" in row else ""
-        lines.append(
-            f"| {name} | {form} | {row['images_per_s']:.2f} | {own} | {row['vs_keras']:.2f}x | "
-            f"{row['gflops']:.0f} | {row['percent_of_ceiling']:.0f}% |"
-        )
+        cells = [f"{row['images_per_s']:.2f}"]
+        for r in (row, cpu[label]):
+            cells.append(f"{r['vs_float32']:.2f}x" if "vs_float32" in r else "")
+            cells.append(f"{r['vs_keras']:.2f}x")
+            if r is row:
+                cells.append(f"{r['gflops']:.0f}")
+            cells.append(f"{r['percent_of_ceiling']:.0f}%")
+        lines.append(f"| {name} | {form} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -149,14 +149,12 @@ def fold_weights(conv, absorbed) -> tuple[np.ndarray, np.ndarray]:
     return kernel, bias
 
 
-def layer_policy(layer, precision: str, produces_output: bool) -> str | None:
+def layer_policy(layer, config: dict, precision: str, produces_output: bool) -> str | None:
     """The dtype policy of ``layer``'s copy, ``None`` to keep its own (non-float layers)."""
-    compute = str(layer.compute_dtype)
-    if "float" not in compute:
+    if "float" not in str(layer.compute_dtype):
         return None
     if precision == "float32" or produces_output:
         return "float32"
-    config = layer.get_config()
     if isinstance(layer, layers.Softmax) or config.get("activation") in SOFTMAX:
         return "float32"
     if isinstance(layer, NORMALIZATIONS):
@@ -167,7 +165,9 @@ def layer_policy(layer, precision: str, produces_output: bool) -> str | None:
 def rewrite(model, precision: str, fold: bool, rewrite_nested, folded: list[str]):
     """A new functional model computing what ``model`` computes (see the module docstring); the
     names of the folded convs are appended to ``folded``."""
-    chains, outputs = graph_facts(model) if fold else ({}, set())
+    chains, outputs = graph_facts(model)
+    if not fold:
+        chains = {}
     absorbed = {name for chain in chains.values() for name in chain}
     origin, weighted = {}, set()
 
@@ -186,7 +186,7 @@ def rewrite(model, precision: str, fold: bool, rewrite_nested, folded: list[str]
             config.update(use_bias=True, bias_initializer="zeros", bias_regularizer=None,
                           bias_constraint=None)  # fmt: skip
         is_output = layer.name in outputs or any(name in outputs for name in chain)
-        policy = layer_policy(layer, precision, is_output)
+        policy = layer_policy(layer, config, precision, is_output)
         if policy is not None:
             config["dtype"] = policy
         new = type(layer).from_config(config)

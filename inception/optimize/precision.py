@@ -106,7 +106,7 @@ def detect_device(backend: str) -> Device:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        if tf.config.list_logical_devices("TPU"):
+        if tf.config.list_physical_devices("TPU") or tf.config.list_logical_devices("TPU"):
             return Device("tpu", "TPU")
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
