@@ -26,6 +26,7 @@ precision measured in the same round.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -245,7 +246,14 @@ def main():
     args = parser.parse_args()
     command = "python benchmarks/inference.py " + shlex.join(sys.argv[1:])
 
-    timm = None if args.no_timm else Timm(args.batch_sizes, args.min_seconds, args.size)
+    have_timm = all(importlib.util.find_spec(m) for m in ("torch", "timm"))
+    if not (args.no_timm or have_timm):
+        print("timm baseline skipped: torch and timm are missing (pip install -e '.[reference]')")
+    timm = (
+        Timm(args.batch_sizes, args.min_seconds, args.size)
+        if have_timm and not args.no_timm
+        else None
+    )
     started = time.time()
     try:
         entries, macs = build_entries(args.size)

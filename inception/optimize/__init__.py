@@ -44,7 +44,8 @@ class OptimizationReport:
 
 def optimize_for_inference(model, precision: str = "float32", *, fold_batchnorm: bool = True):
     """An inference copy of ``model``: same inputs and outputs (float32 in, float32 out), each
-    Conv->BatchNorm pair one biased conv, the arithmetic in ``precision``.
+    Conv->BatchNorm pair (and a residual ``Rescaling`` after it) one biased conv, the arithmetic
+    in ``precision``.
 
     Args:
         model: a functional or Sequential Keras model (``inception.build``, a ``.keras`` file
@@ -53,18 +54,19 @@ def optimize_for_inference(model, precision: str = "float32", *, fold_batchnorm:
             preprocessing are kept).
         precision: ``"float32"`` (the original arithmetic: reproduces published accuracy),
             ``"bfloat16"``, ``"float16"``, or ``"auto"``: bfloat16 on a TPU, on a CUDA GPU of
-            compute capability >= 8.0 and on a CPU with AVX512-BF16 or AMX; float16 on older
-            tensor-core GPUs; float32 elsewhere (``inception.optimize.choose_precision``).
-        fold_batchnorm: fold Conv->BatchNorm pairs (default); ``False`` keeps the BatchNorm
-            layers (their statistics stay float32 in every precision).
+            compute capability >= 8.0 and on a CPU with AVX512-BF16 or AMX (TensorFlow and
+            PyTorch backends); float16 on older tensor-core GPUs; float32 elsewhere
+            (``inception.optimize.choose_precision``).
+        fold_batchnorm: fold (default); ``False`` keeps the BatchNorm layers (their statistics
+            stay float32 in every precision).
 
     Returns:
         A new Keras model (the input model is unchanged) with the input model's
         ``inception.ModelInfo``; ``inception.optimize.optimization_report(result)`` says which
         precision was used, why, and which convolutions were folded. It saves and loads as
-        ``.keras`` (plain ``keras.saving.load_model`` for single models) and runs on every Keras
-        backend. Training it is not meant: BatchNorm is gone and low-precision weights do not
-        train well.
+        ``.keras`` (plain ``keras.saving.load_model`` for single models). The rewrite is
+        weight arithmetic and Keras layers, tested under TensorFlow and JAX. The copy is for
+        inference: BatchNorm is gone and low-precision weights do not train well.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
