@@ -28,6 +28,7 @@ _EXPORTS = {
     ),
     "inception.training": ("train",),
     "inception.evaluation": ("evaluate",),
+    "inception.optimize": ("optimize_for_inference",),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = list(_WHERE)
