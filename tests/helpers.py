@@ -63,3 +63,26 @@ def write_colour_folder(root, cases=CASES, size=(40, 56)):
     for label in range(NUM):
         (root / f"c{label}").mkdir(exist_ok=True)
     return root
+
+
+def randomize_batchnorm(model, seed=0):
+    """Gives every BatchNormalization of ``model`` (and of nested models) random statistics, so
+    that folding it away is a real test."""
+    from keras import layers
+
+    rng = np.random.default_rng(seed)
+    for layer in all_layers(model):
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, n))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.2, n))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, n))
+    return model
+
+
+def all_layers(model):
+    for layer in model.layers:
+        yield from all_layers(layer) if isinstance(layer, keras.Model) else [layer]

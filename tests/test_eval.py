@@ -72,6 +72,7 @@ def test_eval_cli_on_an_image_folder(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["num_images"] == 6 and result["skipped"] == 1 and result["crops"] == 12
     (model,) = result["models"]
+    assert result["precision"] == "float32"  # folded BatchNorm, float32 arithmetic by default
     assert model["name"] == "inception_resnet_v1" and model["weights"] == "none"
     assert 0.0 <= model["top1"] <= model["top5"] <= 100.0
     assert "6 images, 12 crops at 75px" in printed and "inception_resnet_v1" in printed
@@ -156,3 +157,16 @@ def test_folder_of_synsets_keeps_imagenet_labels(tmp_path):
     dense.set_weights([np.zeros((3, 1000), np.float32), bias.astype(np.float32)])
     (result,) = inception.evaluate(model, str(tmp_path))["models"]
     assert result["top1"] == pytest.approx(50.0) and result["top5"] == pytest.approx(100.0)
+
+
+def test_eval_in_bfloat16_reports_its_precision(tmp_path, capsys):
+    data = write_folder(tmp_path / "colours")
+    argv = ["eval", "--model", "inception_resnet_v1", "--weights", "none", "--data", str(data)]
+    argv += ["--image-size", "75", "--precision", "bfloat16", "--json", str(tmp_path / "r.json")]
+    assert cli.main(argv) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["precision"] == "bfloat16" and result["num_images"] == 10
+    assert "at 75px, bfloat16" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([*argv[:-4], "--precision", "int8"])
+    assert "invalid choice: 'int8'" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import randomize_batchnorm
 from keras import layers
 
 import inception
@@ -46,26 +47,6 @@ CENTRED_TOL = 1e-1  # the same, against the image-dependent part of the logits o
 def seeded():
     """The same random weights on every run."""
     keras.utils.set_random_seed(0)
-
-
-def randomize_batchnorm(model, seed=0):
-    """Gives every BatchNormalization of ``model`` (and of nested models) random statistics."""
-    rng = np.random.default_rng(seed)
-    for layer in all_layers(model):
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.5, n))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
-            if layer.center:
-                layer.beta.assign(rng.normal(0, 0.2, n))
-            if layer.scale:
-                layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-    return model
-
-
-def all_layers(model):
-    for layer in model.layers:
-        yield from all_layers(layer) if isinstance(layer, keras.Model) else [layer]
 
 
 def varied_images(n=16, size=SIZE, seed=1):

@@ -6,6 +6,8 @@ import argparse
 
 from .crops import SCHEMES
 
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")  # inception.optimize.PRECISIONS
+
 EXAMPLES = """examples:
   inception eval --model inception_v4 --data imagenet2012 --crops 144
   inception eval --model inception_v4,inception_resnet_v2 --data ~/ilsvrc/val
@@ -67,6 +69,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ensemble-weights", default=None, help="comma-separated weight per model")
     p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="arithmetic of the folded-BatchNorm models: float32 (default: reproduces published "
+        "accuracy), bfloat16, float16, or auto (bfloat16 where the hardware has it)",
+    )
+    p.add_argument(
         "--image-size",
         type=int,
         default=None,
@@ -108,6 +117,7 @@ def main(argv=None) -> int:
         data_dir=args.data_dir,
         labels_file=args.labels_file,
         image_size=args.image_size,
+        precision=args.precision,
         json_path=args.json_path,
         progress=False if args.quiet else None,
     )

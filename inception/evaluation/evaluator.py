@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..models.members import DEFAULT_WEIGHTS, per_member, resolve_all, split_list
+from ..models.members import DEFAULT_WEIGHTS, optimize, per_member, resolve_all, split_list
 from ..progress import Progress
 from . import crops as crop_lib
 from .metrics import TopK
@@ -72,6 +72,7 @@ def evaluate(
     data_dir=None,
     labels_file=None,
     image_size: int | None = None,
+    precision: str | None = "float32",
     json_path=None,
     progress: bool | str | None = None,
     source=None,
@@ -93,6 +94,9 @@ def evaluate(
         ensemble_weights: one weight per model for the ensemble mean (default equal).
         data_dir, labels_file: passed to ``inception.data.load_source``.
         image_size: run the named models at this size (default: each model's own).
+        precision: ``"float32"`` (default: folded BatchNorm, the original arithmetic; reproduces
+            published accuracy), ``"bfloat16"``, ``"float16"`` or ``"auto"``
+            (``inception.optimize_for_inference``); ``None`` runs the models as they are.
         json_path: also write the result as JSON there.
         progress: ``True``/``"bar"``/``"lines"``/``False``; default a bar on a terminal and a
             line every 30 s otherwise.
@@ -122,6 +126,7 @@ def evaluate(
             raise ValueError("no data given; pass --data (imagenet2012, tfds:NAME or a folder).")
         source = load_source(data, split, data_dir=data_dir, labels_file=labels_file)
     members = resolve_all(models, weights, image_size=image_size, num_classes=source.num_classes)
+    used = optimize(members, precision)
 
     space = common_classes(members)
     label_map = _label_map(space, source, members)
@@ -162,6 +167,7 @@ def evaluate(
         "seconds": seconds,
         "images_per_second": bar.rate(),
         "micro_batch": runner.rows,
+        "precision": used or "as built",
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "models": [
             {"name": m.name, "weights": m.weights, **c.result()} for m, c in zip(members, counters)
@@ -191,6 +197,7 @@ def format_table(result: dict) -> str:
     head = (
         f"{result['data']} ({result['split']}), {result['num_images']} images, "
         f"{result['crops']} crop{'s' if result['crops'] > 1 else ''} at {result['image_size']}px, "
+        f"{result.get('precision', 'float32').split(' (')[0]}, "
         f"{result['images_per_second']:.1f} images/s"
         + (f", {result['skipped']} skipped" if result.get("skipped") else "")
     )

@@ -121,6 +121,7 @@ def predict(
     num_classes=None,
     image_size=None,
     micro_batch=None,
+    precision: str | None = "float32",
 ) -> list[dict]:
     """Top-``top`` classes per input: ``[{"input", "predictions": [{"label", "class",
     "probability"}]} | {"input", "error"}]`` in input order. ``models``: names, ``.keras``
@@ -128,7 +129,7 @@ def predict(
     import tensorflow as tf
 
     from ..models.ensemble import member_num_classes
-    from ..models.members import check_entry, resolve_all, split_list
+    from ..models.members import check_entry, optimize, resolve_all, split_list
     from . import crops as crop_lib
     from .runner import Runner, common_classes
 
@@ -152,6 +153,7 @@ def predict(
         reasons = "; ".join(f"{r['input']}: {r['error']}" for r in results[:3])
         raise ValueError(f"none of the inputs is a readable image; nothing predicted ({reasons}).")
     members = resolve_all(models, weights, image_size=image_size, num_classes=num_classes)
+    optimize(members, precision)
     space = common_classes(members)
     widths = [member_num_classes(m.model) - m.info.label_offset for m in members]
     size = len(space) if space else min(widths)  # unnamed: the smallest head (slim's drop 0)
@@ -195,6 +197,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--micro-batch", type=int, default=None, help="crops per forward pass (bounds memory)"
     )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16", "auto"),
+        default="float32",
+        help="arithmetic of the folded-BatchNorm models (float32: the published numbers)",
+    )
     p.add_argument("--image-size", type=int, default=None, help="input size (default the model's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
@@ -214,6 +222,7 @@ def main(argv=None) -> int:
         num_classes=num_classes,
         image_size=args.image_size,
         micro_batch=args.micro_batch,
+        precision=args.precision,
     )
     if args.json:
         print(json.dumps(results, indent=2))

@@ -288,6 +288,11 @@ class Ensemble(keras.Model):
             weights="ensemble of " + ", ".join(i.weights or m.name for i, m in zip(infos, members)),
         ))  # fmt: skip
 
+    def call(self, inputs, training=False):
+        """Inference unless ``training=True`` is passed: members run with their moving
+        statistics and without dropout when the ensemble is called directly."""
+        return super().call(inputs, training=training)
+
     def get_config(self):
         return {
             "name": self.name,

@@ -138,6 +138,19 @@ def resolve_all(
     return members
 
 
+def optimize(members, precision: str | None) -> str | None:
+    """Replaces each member's model by ``inception.optimize_for_inference(model, precision)``
+    (folded BatchNorm, arithmetic in ``precision``); returns the precision used, and why."""
+    if precision is None:
+        return None
+    from ..optimize import optimization_report, optimize_for_inference
+
+    for m in members:
+        m.model = optimize_for_inference(m.model, precision)
+    report = optimization_report(members[0].model)
+    return report.precision if precision != "auto" else f"{report.precision} ({report.reason})"
+
+
 def _build(name, weights, size, classes, kw):
     from .registry import build
 

@@ -259,6 +259,13 @@ def parse_export_args(argv):
     )
     p.add_argument("--top-k", type=int, default=5, help="classes returned per image (5)")
     p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="arithmetic of the exported graph, behind the same float32/string signatures: auto "
+        "(default: bfloat16 where this machine has it), float32, bfloat16, float16",
+    )
+    p.add_argument(
         "--crop-fraction",
         type=float,
         default=None,
@@ -318,6 +325,7 @@ def export_main(argv=None) -> int:
         members, args.out, args.name, args.version, names, weights=mean, top_k=args.top_k,
         crop_fraction=args.crop_fraction, max_image_pixels=args.max_image_pixels,
         overwrite=args.overwrite, warmup=not args.no_warmup, quiet=args.quiet,
+        precision=args.precision,
     )  # fmt: skip
     print(
         f"exported {','.join(map(str, models))} to {path} (signatures: serving_default, "

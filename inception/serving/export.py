@@ -238,14 +238,17 @@ def export_saved_model(
     overwrite: bool = False,
     warmup: bool = True,
     quiet: bool = True,
+    precision: str | None = None,
 ) -> Path:
     """Writes ``out/name/version/`` (a SavedModel) and returns its path.
 
     ``models``: Keras models or resolved members (several: an ensemble, ``weights`` its mean
     weights). ``class_names``: the returned names (default: the models' own). ``crop_fraction``
-    overrides each model's. The SavedModel is written next to the target under a dot-name
-    (which TF-Serving and ``inception serve`` ignore) and renamed into place, so a polling
-    server never sees a half-written version.
+    overrides each model's. ``precision``: run the graph through
+    ``inception.optimize_for_inference`` (``"auto"``, ``"bfloat16"``, ...; the signatures stay
+    float32 and string); ``None`` exports the models as they are. The SavedModel is written
+    next to the target under a dot-name (which TF-Serving and ``inception serve`` ignore) and
+    renamed into place, so a polling server never sees a half-written version.
     """
     from inception.evaluation.runner import common_classes
     from inception.models.info import model_info, set_model_info
@@ -268,6 +271,10 @@ def export_saved_model(
             info = model_info(m.model)
             set_model_info(m.model, info.replace(
                 preprocessing=info.preprocessing.replace(crop_fraction=crop_fraction)))  # fmt: skip
+    if precision is not None:
+        from inception.models.members import optimize
+
+        say(f"optimizing for inference: {optimize(members, precision)}", quiet)
     if class_names is None:
         space, names = class_names_for(members)
     else:
