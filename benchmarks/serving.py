@@ -5,10 +5,11 @@ the raw SavedModel's own batched throughput measured in the same run.
     python benchmarks/serving.py --model inception_v4 --image-size 299 --seconds 20
 
 Each client sends one JPEG per request (``serving_default``: decoding and resizing included,
-in the raw measurement too). The raw baseline calls the same signature in-process with batches
-of 1 and 16. Every figure is the median of ``--repeats`` runs. Goals (issue 6): at concurrency 32
-the server reaches >= 90% of the raw batch-16 throughput; at concurrency 1 its p50 latency is
-<= 1.2x the raw batch-1 latency.
+in the raw measurement too). ``--precision float32,bfloat16`` exports both and compares them,
+interleaved (issue 9's goal: bfloat16 >= 1.6x float32 at concurrency 32). The raw baseline
+calls the same signature in-process with batches of 1 and 16. Every figure is the median of
+``--repeats`` runs. Goals (issue 6): at concurrency 32 the server reaches >= 90% of the raw
+batch-16 throughput; at concurrency 1 its p50 latency is <= 1.2x the raw batch-1 latency.
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ def main(argv=None) -> int:
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--apis", default="rest,grpc")
+    p.add_argument("--precision", default="float32",
+                   help="export precision(s), comma-separated: float32,bfloat16 compares them, "
+                   "interleaved, each against its own raw SavedModel")  # fmt: skip
     p.add_argument("--seconds", type=float, default=8.0, help="measured time per point")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-batch-size", type=int, default=16)
@@ -203,53 +207,75 @@ def main(argv=None) -> int:
         if args.classes in (1000, 1001)
         else [str(i) for i in range(args.classes)]
     )
-    path = str(export_saved_model([model], work, "bench", 1, names))
-    del model
+    precisions = args.precision.split(",")
     images = [jpeg(max(args.image_size, 160), seed) for seed in range(8)]
-
-    raw = RawModel(path, images)
-    rest, grpc_port = _free_port(), _free_port()
-    proc = start_server(os.path.join(work, "bench"), rest, grpc_port, args)
-    results, raw_b1, raw_b16 = [], [], []
+    raws, procs, ports = {}, {}, {}
     try:
-        for api in args.apis.split(","):
-            for c in (int(x) for x in args.concurrency.split(",")):
-                runs = []
-                for _ in range(args.repeats):
-                    # The baseline is measured right before each point (the server idles
-                    # meanwhile), so both see the same machine load.
+        for precision in precisions:
+            folder = os.path.join(work, precision)
+            path = str(export_saved_model([model], folder, "bench", 1, names, precision=precision))
+            raws[precision] = RawModel(path, images)
+            ports[precision] = (_free_port(), _free_port())
+            procs[precision] = start_server(os.path.join(folder, "bench"), *ports[precision], args)
+        del model
+        results = measure(args, precisions, raws, ports, images)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(60)
+    report(args, precisions, results)
+    return 0
+
+
+def measure(args, precisions, raws, ports, images) -> list[dict]:
+    """Every (API, concurrency) point ``--repeats`` times, the precisions interleaved; the raw
+    baseline is measured right before each point (the servers idle meanwhile), so both see the
+    same machine load."""
+    results = []
+    for api in args.apis.split(","):
+        for c in (int(x) for x in args.concurrency.split(",")):
+            runs = {p: [] for p in precisions}
+            for _ in range(args.repeats):
+                for precision in precisions:
+                    raw = raws[precision]
                     b1 = raw.batch1_p50_ms(args.seconds / 3)
                     b16 = raw.batch16_img_s(args.seconds / 3)
-                    raw_b1.append(b1)
-                    raw_b16.append(b16)
-                    r = load(api, "bench", rest, grpc_port, images, c, args.seconds)
-                    r.update(vs_raw_b16=r["img_s"] / b16, p50_vs_raw_b1=r["p50_ms"] / b1)
-                    runs.append(r)
-                row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                row.update(api=api, concurrency=c)
+                    r = load(api, "bench", *ports[precision], images, c, args.seconds)
+                    r.update(raw_b1_ms=b1, raw_b16_img_s=b16, vs_raw_b16=r["img_s"] / b16,
+                             p50_vs_raw_b1=r["p50_ms"] / b1)  # fmt: skip
+                    runs[precision].append(r)
+            for precision in precisions:
+                row = {
+                    k: statistics.median(r[k] for r in runs[precision]) for k in runs[precision][0]
+                }
+                row.update(api=api, concurrency=c, precision=precision)
+                if precision != precisions[0]:
+                    ratios = [
+                        a["img_s"] / b["img_s"]
+                        for a, b in zip(runs[precision], runs[precisions[0]])
+                    ]
+                    row["vs_first_precision"] = statistics.median(ratios)
                 results.append(row)
                 print(
-                    f"{api:<4} c={c:<3} {row['img_s']:7.1f} img/s ({row['vs_raw_b16']:.0%} of "
-                    f"raw b16)  p50 {row['p50_ms']:7.1f} ms ({row['p50_vs_raw_b1']:.2f}x raw "
-                    f"b1)  p99 {row['p99_ms']:7.1f} ms",
+                    f"{precision:<9}{api:<5} c={c:<3} {row['img_s']:7.1f} img/s "
+                    f"({row['vs_raw_b16']:.0%} of raw b16)  p50 {row['p50_ms']:7.1f} ms "
+                    f"({row['p50_vs_raw_b1']:.2f}x raw b1)  p99 {row['p99_ms']:7.1f} ms",
                     flush=True,
                 )
-    finally:
-        proc.terminate()
-        proc.wait(60)
-    raw = {"batch1_p50_ms": statistics.median(raw_b1), "batch16_img_s": statistics.median(raw_b16)}
-    print(
-        f"raw SavedModel ({args.model}, {args.image_size} px), median over the run: batch-1 "
-        f"p50 {raw['batch1_p50_ms']:.1f} ms, batch-16 {raw['batch16_img_s']:.1f} img/s"
-    )
-    print(
-        "\n| API | concurrency | img/s | vs raw batch-16 | p50 ms | p50 vs raw batch-1 | p99 ms |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    return results
+
+
+def report(args, precisions, results) -> None:
+    print(f"\n{args.model} at {args.image_size} px, median of {args.repeats}\n")
+    print("| precision | API | concurrency | img/s | vs raw batch-16 | p50 ms | p50 vs raw "
+          f"batch-1 | p99 ms | vs {precisions[0]} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        ratio = f"{r['vs_first_precision']:.2f}x" if "vs_first_precision" in r else "1.00x"
         print(
-            f"| {r['api']} | {r['concurrency']} | {r['img_s']:.1f} | {r['vs_raw_b16']:.0%} | "
-            f"{r['p50_ms']:.1f} | {r['p50_vs_raw_b1']:.2f}x | {r['p99_ms']:.1f} |"
+            f"| {r['precision']} | {r['api']} | {r['concurrency']} | {r['img_s']:.1f} | "
+            f"{r['vs_raw_b16']:.0%} | {r['p50_ms']:.1f} | {r['p50_vs_raw_b1']:.2f}x | "
+            f"{r['p99_ms']:.1f} | {ratio} |"
         )
     goal32 = [r["vs_raw_b16"] >= 0.9 for r in results if r["concurrency"] == 32]
     goal1 = [r["p50_vs_raw_b1"] <= 1.2 for r in results if r["concurrency"] == 1]
@@ -257,10 +283,15 @@ def main(argv=None) -> int:
         f"\ngoal c=32 >= 90% of raw batch-16: {'met' if all(goal32) else 'NOT met'}; "
         f"goal c=1 p50 <= 1.2x raw batch-1: {'met' if all(goal1) else 'NOT met'}"
     )
+    faster = [r["vs_first_precision"] for r in results
+              if r["concurrency"] == 32 and "vs_first_precision" in r]  # fmt: skip
+    if faster:
+        shown = ", ".join(f"{x:.2f}x" for x in faster)
+        verdict = "met" if min(faster) >= 1.6 else "NOT met"
+        print(f"goal c=32 {precisions[-1]} >= 1.6x {precisions[0]}: {verdict} ({shown})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"raw": raw, "results": results, "args": vars(args)}, f, indent=1)
-    return 0
+            json.dump({"results": results, "args": vars(args)}, f, indent=1)
 
 
 if __name__ == "__main__":
