@@ -41,12 +41,13 @@ def write_images(root, count, size):
         )
 
 
-def run_eval(model, data, crops, limit, size, batch_size, micro_batch):
+def run_eval(model, data, crops, limit, size, batch_size, micro_batch, precision):
     """One ``inception eval`` process: (images/s in steady state, seconds, peak RSS in MB)."""
     out = os.path.join(tempfile.mkdtemp(), "eval.json")
     argv = [sys.executable, "-m", "inception", "eval", "--model", model, "--weights", "none",
             "--data", data, "--crops", str(crops), "--limit", str(limit),
-            "--image-size", str(size), "--json", out, "--quiet"]  # fmt: skip
+            "--image-size", str(size), "--json", out, "--quiet",
+            "--precision", precision]  # fmt: skip
     if batch_size:
         argv += ["--batch-size", str(batch_size)]
     if micro_batch:
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--micro-batch", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--precision", default="float32", help="float32, bfloat16, float16 or auto")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
     model = PAPER_ENSEMBLE if args.ensemble else args.model
@@ -81,7 +83,14 @@ def main(argv=None) -> int:
     for _ in range(args.repeats):
         for crops, limit in ((1, args.one_crop_images), (144, args.images)):
             rate, wall, rss, micro = run_eval(
-                model, data, crops, limit, args.size, args.batch_size, args.micro_batch
+                model,
+                data,
+                crops,
+                limit,
+                args.size,
+                args.batch_size,
+                args.micro_batch,
+                args.precision,
             )
             rows[crops].append((rate * crops, rate, wall, rss, micro))
             print(f"  {crops:>3} crops: {rate * crops:7.1f} crops/s, peak {rss:,.0f} MB",
@@ -96,7 +105,8 @@ def main(argv=None) -> int:
             "micro_batch": values[0][4],
         }
     ratio = summary[144]["crops_per_second"] / summary[1]["crops_per_second"]
-    print(f"\n{model} at {args.size} px, batch size {args.batch_size or 'default'}, "
+    batch = args.batch_size or "default"
+    print(f"\n{model} at {args.size} px, {args.precision}, batch size {batch}, "
           f"median of {args.repeats}\n")  # fmt: skip
     print("| crops | crops/s | images/s | peak RSS | micro-batch |")
     print("|---:|---:|---:|---:|---:|")
@@ -107,6 +117,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": model, "size": args.size, "batch_size": args.batch_size,
+                       "precision": args.precision,
                        "summary": summary, "ratio_144_vs_1": ratio}, f, indent=2)  # fmt: skip
     return 0
 
