@@ -24,7 +24,7 @@ from inception.training import backend, load_recipe, recipe_names
 from inception.training.callbacks import MetricsLog, TrainingDivergedError, plain_metrics
 from inception.training.checkpoints import Checkpoints
 from inception.training.cli import parser
-from inception.training.loop import _held_out, _resolve
+from inception.training.plan import _held_out, _resolve
 from inception.training.progress import Progress
 
 MODEL = "inception_resnet_v1"
@@ -179,12 +179,15 @@ def test_metrics_log_records(tmp_path):
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["step"] for r in records] == [12, 14, 14]
     first = records[0]
-    assert set(first) == {"step", "loss", "top1", "top5", "lr", "images_per_sec", "time"}
-    assert (first["loss"], first["top1"], first["top5"]) == (1.25, 50.0, 100.0)
+    assert set(first) == {"step", "loss", "aux_loss", "top1", "top5", "lr", "images_per_sec",
+                          "time"}  # fmt: skip
+    assert (first["loss"], first["aux_loss"], first["top1"], first["top5"]) == (1.25, 9.0, 50.0,
+                                                                                 100.0)  # fmt: skip
     assert first["lr"] == pytest.approx(1.2) and first["images_per_sec"] > 0
     assert records[2] == {"step": 14, "val_loss": 0.5, "val_top1": 75.0, "val_top5": 100.0,
                           "time": records[2]["time"]}  # fmt: skip
     assert plain_metrics({"loss": 1, "Logits.Logits_loss": 3}) == {"loss": 1.0}
+    assert plain_metrics({"val_AuxLogits.Logits_loss": 2}) == {"val_aux_loss": 2.0}
 
 
 @pytest.mark.slow
@@ -194,7 +197,7 @@ def test_train_on_imagenet2012_builder(imagenet2012_manual, tmp_path):  # noqa: 
     evaluate through ``inception.evaluate`` to the numbers in eval.json."""
     data_dir, info = imagenet2012_manual
     result = inception.train(
-        MODEL, "imagenet2012", tmp_path, data_dir=data_dir, image_size=75, batch_size=4,
+        MODEL, "imagenet2012", tmp_path, data_dir=data_dir, image_size=107, batch_size=4,
         steps=2, seed=0, deterministic=True, verbose=0, checkpoint_every=1, validate_every=1,
     )  # fmt: skip
     assert result["steps"] == 2 and result["num_classes"] == 1000
@@ -203,13 +206,16 @@ def test_train_on_imagenet2012_builder(imagenet2012_manual, tmp_path):  # noqa: 
     assert config["learning_rate"] == pytest.approx(0.045 * 4 / 32)
     assert (config["backend"], config["replicas"], config["eval_held_out"]) == ("tensorflow", 1,
                                                                                  True)  # fmt: skip
+    assert config["aux_logits"] is True  # 107 px: the auxiliary head trains too
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if "loss" in r]
     assert [r["step"] for r in train] == [1, 2]
     assert all(np.isfinite(r["loss"]) and r["images_per_sec"] > 0 for r in train)
     assert all(0 <= r["top1"] <= r["top5"] <= 100 for r in train)
-    # Label smoothing 0.1 over 1000 classes at initialisation: loss is near ln(1000) = 6.9.
-    assert 5.0 < train[0]["loss"] < 12.0
+    # Label smoothing 0.1 over 1000 classes at initialisation: each head's loss is near
+    # ln(1000) = 6.9, and the total is the main head's plus 0.4 x the auxiliary head's.
+    assert 5.0 < train[0]["aux_loss"] < 12.0
+    assert 1.4 * 5.0 < train[0]["loss"] < 1.4 * 12.0
     assert [r["step"] for r in records if "val_top1" in r] == [1, 2]
     assert Checkpoints(tmp_path / "checkpoints").steps() == [1, 2]
     with h5py.File(tmp_path / "checkpoints" / "ckpt-2.weights.h5") as f:
@@ -223,9 +229,9 @@ def test_train_on_imagenet2012_builder(imagenet2012_manual, tmp_path):  # noqa: 
     again = inception.evaluate(reloaded, "imagenet2012", data_dir=data_dir, batch_size=4,
                                progress=False)  # fmt: skip
     assert again["models"][0]["top1"] == metrics["top1"]
-    net = inception.build(MODEL, input_shape=(75, 75, 3), classes=1000)
+    net = inception.build(MODEL, input_shape=(107, 107, 3), classes=1000)
     net.load_weights(result["weights"])
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 75, 75, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 107, 107, 3)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(x)), net(x), atol=1e-5)
 
 

@@ -227,13 +227,23 @@ with open(labels, "w") as f:
 code = main(["export", "--model", run + "/model.keras", "--name", "jax_trained", "--version", "1",
              "--out", out, "--labels", labels])
 print("EXPORT", code)
-"""
+# The JAX run's last checkpoint restores into the same model compiled on TensorFlow.
+from inception.training import load_recipe
+from inception.training.checkpoints import Checkpoints
+recipe = load_recipe("demo")
+net = inception.build("MODEL", input_shape=(75, 75, 3), classes=4, classifier_activation=None,
+                      dropout_rate=recipe.dropout_rate, conv_bn=recipe.conv_bn())
+net.compile(**recipe.compile_arguments(net, 16, 12))
+checkpoints = Checkpoints(run + "/checkpoints")
+print("RESTORED", checkpoints.restore(net, checkpoints.latest()))
+""".replace("MODEL", MODEL)
 
 
 @pytest.mark.slow
 def test_kill_9_resume_on_jax_two_devices_then_tensorflow_evaluates_and_exports(tmp_path, jax_env):
     """The same kill -9 and resume on JAX over 2 host devices (DataParallel); the model it saves
-    then loads, evaluates to the same top-1 and exports for TF Serving under TensorFlow."""
+    then loads, evaluates to the same top-1 and exports for TF Serving under TensorFlow, and its
+    checkpoint restores into the model compiled on TensorFlow."""
     data = demo.make_dataset(tmp_path / "data")
     model_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "inception.cli", "train", "--model", MODEL, "--data", str(data),
@@ -266,4 +276,5 @@ def test_kill_9_resume_on_jax_two_devices_then_tensorflow_evaluates_and_exports(
     # could flip one borderline image at most.
     assert abs(evaluated["top1"] - trained["top1"]) <= 100 / 48 + 1e-9, (evaluated, trained)
     assert "EXPORT 0" in proc.stdout, proc.stderr[-3000:]
+    assert "RESTORED 12" in proc.stdout
     assert (tmp_path / "served" / "jax_trained" / "1" / "saved_model.pb").is_file()

@@ -46,6 +46,16 @@ class Runtime:
     tf_strategy: object = field(default=None, repr=False)
     previous_distribution: object = field(default=None, repr=False)
 
+    @property
+    def even_batches(self) -> bool:
+        """Whether every batch must split evenly over the devices (JAX data parallel)."""
+        return self.backend == "jax" and self.replicas > 1
+
+    def sync_batch_norm(self, wanted: bool) -> bool:
+        """``BatchNormalization(synchronized=)``: TensorFlow only; on JAX the statistics are
+        the global batch's anyway."""
+        return bool(wanted) and self.backend == "tensorflow"
+
     def scope(self):
         """Where the model, optimizer and metrics are created."""
         return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
@@ -249,7 +259,7 @@ def _tf_runtime(strategy) -> Runtime:
         devices = [tf.config.list_logical_devices()[0].name]
     return Runtime(
         backend="tensorflow",
-        strategy=type(strategy).__name__,
+        strategy=type(strategy).__name__.strip("_"),  # _DefaultDistributionStrategy: no "_"
         replicas=strategy.num_replicas_in_sync,
         devices=[str(d) for d in devices],
         accelerator=accelerator,

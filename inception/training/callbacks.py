@@ -20,17 +20,22 @@ import numpy as np
 
 from .checkpoints import Checkpoints
 
+AUX_OUTPUT = "AuxLogits"  # the auxiliary head's layers (TF-slim's names)
+
 
 class TrainingDivergedError(RuntimeError):
     """The loss or the weights became NaN or Inf; the last good checkpoint is left as it was."""
 
 
 def plain_metrics(logs: dict) -> dict:
-    """``loss``, ``top1``, ``top5`` (and their ``val_`` forms) from Keras' logs, whose metric
-    names carry the output's name when the model has an auxiliary head."""
+    """``loss``, ``top1``, ``top5`` and, with the auxiliary head, ``aux_loss`` (the head's own
+    loss, before its weight), and their ``val_`` forms, from Keras' logs, whose names carry the
+    output's name (``Logits.Logits_top1``, ``AuxLogits.Logits_loss``) when the model has two."""
     out = {}
     for key, value in (logs or {}).items():
         prefix = "val_" if key.startswith("val_") else ""
+        if key.startswith(prefix + AUX_OUTPUT) and key.endswith("_loss"):
+            out[prefix + "aux_loss"] = float(value)
         for name in ("loss", "top1", "top5"):
             if key == prefix + name or (name != "loss" and key.endswith("_" + name)):
                 out[prefix + name] = float(value)
@@ -65,17 +70,26 @@ class StopAtStep(StepCallback):
 
 
 class StopOnDivergence(StepCallback):
-    """Raises :class:`TrainingDivergedError` as soon as the loss is NaN or Inf, before anything
-    of that step is saved."""
+    """Raises :class:`TrainingDivergedError` when the loss is NaN or Inf, before anything of
+    that step is saved: checked every ``every`` steps (reading the loss waits for the step to
+    finish, which an accelerator would rather not do every step) and at the end of every period,
+    before its checkpoint."""
 
-    def __init__(self, start: int, checkpoints: Checkpoints):
+    def __init__(self, start: int, checkpoints: Checkpoints, every: int = 1):
         super().__init__(start)
-        self.checkpoints = checkpoints
+        self.checkpoints, self.every = checkpoints, max(1, int(every))
 
     def on_step_end(self, step, logs):
+        if step % self.every == 0:
+            self.check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check(logs or {})
+
+    def check(self, logs):
         loss = float(logs.get("loss", 0.0))
         if not math.isfinite(loss):
-            raise diverged(f"loss became {loss}", step, self.checkpoints)
+            raise diverged(f"loss became {loss}", self.step, self.checkpoints)
 
 
 def diverged(what: str, step: int, checkpoints: Checkpoints) -> TrainingDivergedError:
@@ -107,7 +121,8 @@ class PeriodCheckpoint(StepCallback):
 
 class MetricsLog(StepCallback):
     """Appends one JSON record per ``every`` steps to ``metrics.jsonl``: ``step``, ``loss``,
-    ``top1``, ``top5`` (percent, means over the current period as Keras reports them), ``lr``,
+    ``top1``, ``top5`` (percent), ``aux_loss`` with the auxiliary head (means over the current
+    period as Keras reports them), ``lr``,
     ``images_per_sec`` (since the previous record; a run's first record includes compiling),
     ``time``; and one validation record per validation: ``step``, ``val_loss``, ``val_top1``,
     ``val_top5``, ``time``."""

@@ -54,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group(required=True)
     length.add_argument("--epochs", type=float, help="length of the run in epochs of --data")
     length.add_argument("--steps", type=int, help="length of the run in steps")
+    _add_run_options(p)
+    return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--recipe",
         default="paper",
@@ -93,12 +98,15 @@ def parser() -> argparse.ArgumentParser:
         help="steps between validations, rounded to a multiple of --checkpoint-every "
         "(default: about one epoch; 0: none)",
     )
-    p.add_argument("--log-every", type=int, help="steps between metrics.jsonl records (default: 1)")
+    p.add_argument(
+        "--log-every",
+        type=int,
+        help="steps between metrics.jsonl records and loss checks (default: 1)",
+    )
     p.add_argument(
         "--no-eval", action="store_true", help="skip the final evaluation of the trained model"
     )
     p.add_argument("--quiet", action="store_true", help="print no progress and no notes")
-    return p  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

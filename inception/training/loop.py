@@ -10,11 +10,10 @@ model and evaluate it with ``inception.evaluate``.
 
 from __future__ import annotations
 
-import dataclasses
+import importlib.util
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import keras
@@ -35,139 +34,10 @@ from .callbacks import (
 )
 from .checkpoints import Checkpoints
 from .config import Recipe, load_recipe
+from .plan import Plan, make_plan, notice
 from .progress import Progress
 
 __all__ = ["train", "TrainingDivergedError"]
-
-
-@dataclasses.dataclass
-class Plan:
-    """A run's resolved settings (``config.json`` records them)."""
-
-    model: str
-    variant: str | None
-    data: str
-    data_dir: str | None
-    model_dir: Path
-    recipe: Recipe
-    source: object
-    validation: object  # the held-out Source, or None
-    image_size: int
-    global_batch: int
-    steps_per_epoch: int
-    total_steps: int
-    period: int
-    validate_every: int
-    log_every: int
-    policy: str
-    aux: bool
-    seed: int
-    deterministic: bool
-    eval_split: str | None
-
-    def record(self, rt: backend.Runtime) -> dict:
-        return {
-            "model": self.model, "variant": self.variant, "data": self.data,
-            "data_dir": self.data_dir, "num_examples": self.source.num_examples,
-            "skipped_files": self.source.skipped, "num_classes": self.source.num_classes,
-            "class_names": self.source.class_names, "image_size": self.image_size,
-            "global_batch_size": self.global_batch, "backend": rt.backend,
-            "strategy": rt.strategy, "replicas": rt.replicas, "devices": rt.devices,
-            "mixed_precision": self.policy, "aux_logits": self.aux,
-            "learning_rate": self.recipe.learning_rate(self.global_batch),
-            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-            "checkpoint_every": self.period, "validate_every": self.validate_every,
-            "validation_split": "validation" if self.validation is not None else None,
-            "eval_split": self.eval_split, "eval_held_out": self.eval_held_out,
-            "seed": self.seed, "deterministic": self.deterministic,
-            "recipe": dataclasses.asdict(self.recipe),
-        }  # fmt: skip
-
-    @property
-    def eval_held_out(self) -> bool | None:
-        if self.eval_split is None:
-            return None
-        return self.eval_split != "train"
-
-
-def _resolve(model_name, data, image_size, batch_size, num_replicas, recipe):
-    config = inception.get_model_config(model_name)
-    size = int(image_size or config.input_size)
-    if size < config.min_input_size:
-        raise UsageError(
-            f"--image-size {size} is too small for {model_name}; it needs at least "
-            f"{config.min_input_size}."
-        )
-    global_batch = int(batch_size if batch_size is not None else recipe.batch_size * num_replicas)
-    if global_batch <= 0:
-        raise UsageError(f"--batch-size must be positive, got {global_batch}.")
-    if global_batch % num_replicas:
-        raise UsageError(
-            f"--batch-size {global_batch} is not divisible by the {num_replicas} replicas; use a "
-            f"multiple of {num_replicas} (the global batch is split evenly over replicas)."
-        )
-    return size, global_batch
-
-
-def _notice(text: str, verbose: int) -> None:
-    if verbose:
-        print(f"inception train: note: {text}", file=sys.stderr, flush=True)
-
-
-def _held_out(data, data_dir, eval_split, verbose):
-    """The validation source (``None`` if the data has no held-out split) and the split the
-    final evaluation uses: a folder without ``validation/`` is evaluated on its training
-    images, and says so."""
-    try:
-        validation = load_source(data, "validation", data_dir=data_dir)
-    except UsageError as exc:
-        _notice(f"no validation split ({exc}); no periodic validation.", verbose)
-        return None, eval_split if eval_split != "validation" else None
-    if validation.whole_folder:
-        if eval_split == "validation":
-            _notice(
-                f"{data} has no validation/ (or val/) sub-folder: no periodic validation, and "
-                'the final evaluation uses the TRAINING images ("split": "train" in eval.json).',
-                verbose,
-            )
-            eval_split = "train"
-        return None, eval_split
-    return validation, eval_split
-
-
-def _plan(model, data, model_dir, recipe, rt, opts) -> Plan:
-    size, global_batch = _resolve(
-        model, data, opts["image_size"], opts["batch_size"], rt.replicas, recipe
-    )
-    source = load_source(data, "train", data_dir=opts["data_dir"])
-    validation, eval_split = _held_out(data, opts["data_dir"], opts["eval_split"], opts["verbose"])
-    steps_per_epoch = max(1, source.num_examples // global_batch)
-    steps, epochs = opts["steps"], opts["epochs"]
-    total = int(steps) if steps is not None else math.ceil(float(epochs) * steps_per_epoch)
-    if total <= 0:
-        raise UsageError("the run must have at least one step (--steps or --epochs too small).")
-    period = opts["checkpoint_every"]
-    period = int(period if period is not None else recipe.checkpoint_every_steps)
-    if period <= 0:
-        raise UsageError(f"--checkpoint-every must be positive, got {period}.")
-    every = opts["validate_every"]
-    if every is None:
-        every = recipe.validate_every_steps or steps_per_epoch
-    validate_every = max(1, round(every / period)) * period if every > 0 else 0
-    seed = opts["seed"]
-    if seed is None:
-        seed = 0 if opts["deterministic"] else int.from_bytes(os.urandom(3), "little")
-    return Plan(
-        model=model, variant=opts["variant"], data=str(data), data_dir=opts["data_dir"],
-        model_dir=Path(model_dir).expanduser(), recipe=recipe, source=source,
-        validation=validation, image_size=size, global_batch=global_batch,
-        steps_per_epoch=steps_per_epoch, total_steps=total, period=period,
-        validate_every=validate_every if validation is not None else 0,
-        log_every=max(1, int(opts["log_every"] or 1)),
-        policy=backend.precision_policy(opts["mixed_precision"], rt),
-        aux=recipe.aux_logits and size >= 107, seed=seed,
-        deterministic=opts["deterministic"], eval_split=eval_split,
-    )  # fmt: skip
 
 
 def _build(plan: Plan, rt: backend.Runtime):
@@ -177,8 +47,8 @@ def _build(plan: Plan, rt: backend.Runtime):
     keras.mixed_precision.set_global_policy(plan.policy)
     try:
         with rt.scope():
-            conv_bn = plan.recipe.conv_bn(synchronized=plan.recipe.sync_batch_norm and
-                                          rt.backend == "tensorflow")  # fmt: skip
+            sync = rt.sync_batch_norm(plan.recipe.sync_batch_norm)
+            conv_bn = plan.recipe.conv_bn(synchronized=sync)
             net = inception.build(
                 plan.model, input_shape=(plan.image_size, plan.image_size, 3),
                 classes=plan.source.num_classes, classifier_activation=None,
@@ -199,15 +69,15 @@ def _inputs(plan: Plan, rt: backend.Runtime, start: int):
     number (``None, None`` without validation)."""
 
     def make(**kw):
-        return pipeline.train_dataset(
+        return _per_output(plan, pipeline.train_dataset(
             plan.source, plan.image_size, seed=plan.seed, deterministic=plan.deterministic,
             colour_distortion=plan.recipe.colour_distortion, start_step=start, **kw,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     train_input = rt.train_input(make, plan.global_batch)
     count = plan.validation.num_examples if plan.validate_every else 0
     batch = plan.global_batch
-    exact = rt.backend == "jax" and rt.replicas > 1  # every batch split evenly over devices
+    exact = rt.even_batches
     if exact and count < batch:
         batch = max(rt.replicas, count // rt.replicas * rt.replicas)
     steps = count // batch if exact else -(-count // batch)
@@ -216,34 +86,34 @@ def _inputs(plan: Plan, rt: backend.Runtime, start: int):
     validation = pipeline.eval_dataset(
         plan.validation, plan.image_size, batch, drop_remainder=exact
     )
-    return train_input, validation, steps
+    return train_input, _per_output(plan, validation), steps
+
+
+def _per_output(plan: Plan, dataset):
+    """``(images, labels)``, or ``(images, (labels, labels))`` for a model with the auxiliary
+    head: Keras wants one target per output, and both heads learn the same labels."""
+    return dataset.map(lambda x, y: (x, (y, y))) if plan.aux else dataset
 
 
 def _callbacks(plan: Plan, rt: backend.Runtime, start: int, checkpoints, verbose: int):
     """Divergence first (nothing of a diverged step gets written), then checkpoint, metrics,
     TensorBoard and progress (chief only), and the stop at the last step."""
-    callbacks = [StopOnDivergence(start, checkpoints), PeriodCheckpoint(start, checkpoints)]
+    callbacks = [
+        StopOnDivergence(start, checkpoints, plan.log_every),
+        PeriodCheckpoint(start, checkpoints),
+    ]
     progress = None
     if rt.chief:
         schedule = plan.recipe.schedule(plan.global_batch, plan.steps_per_epoch)
+        path = plan.model_dir / "metrics.jsonl"
         callbacks.append(
-            MetricsLog(
-                plan.model_dir / "metrics.jsonl",
-                start,
-                plan.total_steps,
-                plan.global_batch,
-                schedule,
-                plan.log_every,
-            )  # fmt: skip
+            MetricsLog(path, start, plan.total_steps, plan.global_batch, schedule, plan.log_every)
         )
-        try:
-            import tensorboard  # noqa: F401  (Keras' TensorBoard callback writes with it)
-
-            callbacks.append(
-                keras.callbacks.TensorBoard(os.fspath(plan.model_dir / "logs"), write_graph=False)
-            )
-        except ImportError:
-            _notice("no TensorBoard logs: pip install 'inception[tensorboard]'.", verbose)
+        if importlib.util.find_spec("tensorboard"):  # Keras' TensorBoard callback writes with it
+            logs = os.fspath(plan.model_dir / "logs")
+            callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False))
+        else:
+            notice("no TensorBoard logs: pip install 'inception[tensorboard]'.", verbose)
         if verbose:
             progress = Progress(start, plan.total_steps, plan.global_batch)
             callbacks.append(progress)
@@ -374,7 +244,8 @@ def train(
                 log_every=log_every, verbose=verbose)  # fmt: skip
     rt = backend.runtime(strategy)  # first: the multi-worker strategy precedes any TF op
     try:
-        plan = _plan(model, data, model_dir, recipe, rt, opts)
+        plan = make_plan(model, data, model_dir, recipe, rt, opts)
+        _say(rt, verbose, plan.summary(rt))
         keras.utils.set_random_seed(plan.seed)
         if plan.deterministic:
             backend.make_deterministic()
@@ -384,7 +255,12 @@ def train(
         _fit(plan, rt, net, start, checkpoints, verbose)
     finally:
         rt.close()
-    return _finish(plan, rt, net, start)
+    return _finish(plan, rt, net, start, verbose)
+
+
+def _say(rt: backend.Runtime, verbose: int, text: str) -> None:
+    if verbose and rt.chief:
+        print(text, flush=True)
 
 
 def _start(plan: Plan, rt: backend.Runtime, net, checkpoints: Checkpoints, verbose: int) -> int:
@@ -402,7 +278,7 @@ def _start(plan: Plan, rt: backend.Runtime, net, checkpoints: Checkpoints, verbo
     return start
 
 
-def _finish(plan: Plan, rt: backend.Runtime, net, start: int) -> dict:
+def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0) -> dict:
     """Exports the averaged weights (chief: ``model.keras``, ``model.weights.h5``) and
     evaluates them (chief: ``eval.json``)."""
     export = _export(plan, net)
@@ -418,9 +294,15 @@ def _finish(plan: Plan, rt: backend.Runtime, net, start: int) -> dict:
         return result
     result["keras_model"] = inception.save_model(export, plan.model_dir / "model.keras")
     result["weights"] = inception.save_model(export, plan.model_dir / "model.weights.h5")
+    _say(rt, verbose, f"saved {result['keras_model']} and {result['weights']}")
+    if plan.eval_split:
+        _say(rt, verbose, f"evaluating the averaged weights on the {plan.eval_split} split")
     result["metrics"] = _evaluate(plan, export)
     if result["metrics"]:
         _write_json(plan.model_dir / "eval.json", result["metrics"])
+        m = result["metrics"]
+        _say(rt, verbose, f"{m['split']}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% on "
+                          f"{m['num_images']} images (eval.json)")  # fmt: skip
     return result
 
 

@@ -73,12 +73,12 @@ class Progress(StepCallback):
         if step - self.start == WARMUP_STEPS:
             self.steady = (step, now)
         self.phase = "training"
-        values = plain_metrics(logs)
         if self.live:
+            values = plain_metrics(logs)
             shown = [(k, values[k]) for k in ("loss", "top1") if k in values]
             self.bar.update(step, shown + [("img/s", self._rate(step, now) or 0.0)])
         elif now - self.printed >= self.interval or step in (self.start + 1, self.total):
-            self.say(self._line(step, now, values))
+            self.say(self._line(step, now, plain_metrics(logs)))  # only now: reading waits
 
     def on_epoch_end(self, epoch, logs=None):
         values = plain_metrics(logs)
