@@ -81,9 +81,10 @@ def eval_dataset(
     crop_fraction: float = preprocessing.CENTRAL_FRACTION,
     input_context: tf.distribute.InputContext | None = None,
     threads: int | None = None,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """One ordered pass of central-crop batches ``(images, labels)``; the last batch may be
-    smaller. Undecodable files are dropped."""
+    smaller (or is dropped with ``drop_remainder``). Undecodable files are dropped."""
     ds = source.read(input_context=input_context)
     ds = ds.map(
         lambda image_bytes, label: (
@@ -93,7 +94,7 @@ def eval_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-    ds = ds.ignore_errors(log_warning=True).batch(batch_size)
+    ds = ds.ignore_errors(log_warning=True).batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE).with_options(_options(True, threads))
 
 

@@ -71,6 +71,8 @@ class Source:
         class_names: class names by label index (synsets for ImageNet).
         skipped: folder sources: files skipped as not images / unreadable (0 for tfds).
         skipped_files: their paths (folder sources).
+        whole_folder: a folder source with no sub-folder for ``split``, so the whole folder
+            serves it: its "validation" images are the training images (False for tfds).
     """
 
     name: str
@@ -80,6 +82,7 @@ class Source:
     reader: Callable[..., tf.data.Dataset] = field(repr=False)
     skipped: int = 0
     skipped_files: list[str] = field(default_factory=list, repr=False)
+    whole_folder: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -268,7 +271,10 @@ def _folder_source(root: Path, split: str, labels_file, verify) -> Source:
             deterministic=True,
         )
 
-    return Source(str(root), split, len(paths), list(class_names), reader, len(skipped), skipped)
+    return Source(
+        str(root), split, len(paths), list(class_names), reader, len(skipped), skipped,
+        whole_folder=folder == root,
+    )  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------- tfds

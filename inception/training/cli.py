@@ -8,39 +8,110 @@ import sys
 
 from inception.errors import UsageError
 
-from .strategy import PRECISIONS, STRATEGIES
+from .backend import PRECISIONS, STRATEGIES
+from .callbacks import TrainingDivergedError
+from .config import recipe_names
+
+EPILOG = """\
+The backend is Keras': KERAS_BACKEND=tensorflow (default) or KERAS_BACKEND=jax.
+Rerunning the same command resumes from the newest checkpoint in --model-dir.
+The model directory gets checkpoints/, logs/ (tensorboard --logdir DIR/logs), metrics.jsonl,
+config.json, and at the end model.keras, model.weights.h5 and eval.json. See docs/training.md.
+"""
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inception train",
-        description="Train an Inception model with tf.distribute; resumes from the latest "
-        "checkpoint in --model-dir.",
+        description="Train an Inception model with the paper's recipe on Keras' fit(), on "
+        "TensorFlow (tf.distribute) or JAX (data parallel over all local devices).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="inception_v4, inception_resnet_v1, ...")
-    p.add_argument("--data", required=True, help="imagenet2012 | tfds:NAME | folder PATH")
-    p.add_argument("--model-dir", required=True, help="checkpoints, logs and exports go here")
-    p.add_argument("--data-dir", help="tfds data dir (imagenet2012: tars in DIR/downloads/manual)")
-    p.add_argument("--image-size", type=int, help="input height = width (default: model's)")
-    p.add_argument("--batch-size", type=int, help="global batch, split over replicas")
+    p.add_argument(
+        "--model", required=True, help="inception_v4, inception_resnet_v1 or inception_resnet_v2"
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="imagenet2012, tfds:NAME, or a folder with one sub-folder per class",
+    )
+    p.add_argument(
+        "--model-dir",
+        required=True,
+        help="where checkpoints, logs, metrics and the trained model go",
+    )
+    p.add_argument(
+        "--data-dir", help="tfds data dir (imagenet2012: the ILSVRC tars in DIR/downloads/manual)"
+    )
+    p.add_argument("--image-size", type=int, help="input height = width (default: 299)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="GLOBAL batch, split evenly over replicas (default: the recipe's "
+        "batch_size x replicas)",
+    )
     length = p.add_mutually_exclusive_group(required=True)
-    length.add_argument("--epochs", type=float)
-    length.add_argument("--steps", type=int)
-    p.add_argument("--recipe", default="paper", help="paper | demo | FILE.json")
-    p.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    p.add_argument("--mixed-precision", default="auto", choices=PRECISIONS)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--deterministic", action="store_true", help="reproducible (slower) run")
-    p.add_argument("--variant", help="model variant (slim | paper)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    length.add_argument("--epochs", type=float, help="length of the run in epochs of --data")
+    length.add_argument("--steps", type=int, help="length of the run in steps")
+    _add_run_options(p)
     return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--recipe",
+        default="paper",
+        help=f"{' | '.join(recipe_names())} | FILE.json (default: paper)",
+    )
+    p.add_argument(
+        "--strategy",
+        default="auto",
+        choices=STRATEGIES,
+        help="tensorflow: tpu, mirrored, multi_worker (TF_CONFIG), one_device; jax: "
+        "data_parallel, one_device; auto: all devices (default)",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: mixed_bfloat16 on TPUs and GPUs of compute capability >= 8.0, "
+        "mixed_float16 (loss scaling) on older GPUs, float32 on CPUs",
+    )
+    p.add_argument(
+        "--seed", type=int, help="seeds initialisation, dropout, shuffling and augmentation"
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="ordered input and deterministic kernels: a rerun reproduces the weights",
+    )
+    p.add_argument("--variant", help="model variant: slim (default) or paper")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="steps between checkpoints (default: the recipe's, 1000)",
+    )
+    p.add_argument(
+        "--validate-every",
+        type=int,
+        help="steps between validations, rounded to a multiple of --checkpoint-every "
+        "(default: about one epoch; 0: none)",
+    )
+    p.add_argument(
+        "--log-every",
+        type=int,
+        help="steps between metrics.jsonl records and loss checks (default: 1)",
+    )
+    p.add_argument(
+        "--no-eval", action="store_true", help="skip the final evaluation of the trained model"
+    )
+    p.add_argument("--quiet", action="store_true", help="print no progress and no notes")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from .loop import TrainingDivergedError, train
+    from .loop import train
 
     try:
         result = train(
@@ -60,15 +131,15 @@ def main(argv: list[str] | None = None) -> int:
             eval_split=None if args.no_eval else "validation",
             variant=args.variant,
             checkpoint_every=args.checkpoint_every,
+            validate_every=args.validate_every,
+            log_every=args.log_every,
             verbose=0 if args.quiet else 1,
         )
     except TrainingDivergedError as exc:
         print(f"inception train: {exc}", file=sys.stderr)
         return 1
-    summary = {
-        k: result.get(k) for k in ("steps", "resumed_from", "metrics", "keras_model", "weights")
-    }
-    print(json.dumps(summary, default=str))
+    keys = ("steps", "resumed_from", "backend", "replicas", "metrics", "keras_model", "weights")
+    print(json.dumps({k: result.get(k) for k in keys}, default=str))
     return 0
 
 

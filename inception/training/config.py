@@ -2,6 +2,13 @@
 
 A recipe may name a ``"base"`` recipe and override some of its keys. Keys are the fields of
 :class:`Recipe`; unknown keys are an error (a typo should not be silently ignored).
+
+A :class:`Recipe` also gives its Keras objects, for a model of one's own::
+
+    recipe = load_recipe("paper")
+    model = inception.build("inception_v4", classes=1000, classifier_activation=None,
+                            aux_logits=True, conv_bn=recipe.conv_bn())
+    model.compile(**recipe.compile_arguments(model, global_batch=256, steps_per_epoch=5004))
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from inception.errors import UsageError
+from inception.models.layers import ConvBN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +37,7 @@ class Recipe:
     rmsprop_momentum: float = 0.9
     rmsprop_epsilon: float = 1.0
     label_smoothing: float = 0.1
-    weight_decay: float = 4e-5  # L2 on convolution and dense kernels (slim: 4e-5 * l2_loss)
+    weight_decay: float = 4e-5  # slim's L2 on conv and dense kernels: 4e-5 * sum(w**2) / 2
     gradient_clip_norm: float | None = 2.0  # global norm of the aggregated gradient
     aux_logits: bool = True  # used where the model has one and the input is >= 107 px
     aux_loss_weight: float = 0.4
@@ -39,10 +47,65 @@ class Recipe:
     bn_momentum: float | None = None  # None: the layers' 0.9997 (slim's BN decay)
     sync_batch_norm: bool = False  # batch statistics over all replicas (slim: per replica)
     checkpoint_every_steps: int = 1000
+    validate_every_steps: int | None = None  # None: about once per epoch
     keep_checkpoints: int = 5
 
     def learning_rate(self, global_batch_size: int) -> float:
         return self.base_learning_rate * global_batch_size / self.base_batch_size
+
+    # The recipe as Keras objects -----------------------------------------------------------
+
+    def conv_bn(self, **overrides) -> ConvBN:
+        """The conv-BN unit to build the model with: BN decay, synchronised BN, and the L2 penalty
+        (Keras' ``L2(l)`` is ``l * sum(w**2)``, slim's weight decay ``wd * sum(w**2) / 2``)."""
+        values = {"synchronized": self.sync_batch_norm, "l2": self.weight_decay / 2.0}
+        if self.bn_momentum is not None:
+            values["momentum"] = self.bn_momentum
+        return ConvBN(**{**values, **overrides})
+
+    def schedule(self, global_batch_size: int, steps_per_epoch: int):
+        """The learning rate: linear scaling with the global batch, staircase decay every
+        ``lr_decay_epochs`` epochs, optional warm-up."""
+        from .objectives import paper_schedule
+
+        return paper_schedule(
+            self.learning_rate(global_batch_size),
+            round(self.lr_decay_epochs * steps_per_epoch),
+            self.lr_decay_rate,
+            round(self.warmup_epochs * steps_per_epoch),
+        )
+
+    def optimizer(self, global_batch_size: int, steps_per_epoch: int):
+        """:class:`~inception.training.PaperRMSProp` with this recipe's settings."""
+        from .optimizer import PaperRMSProp
+
+        return PaperRMSProp(
+            learning_rate=self.schedule(global_batch_size, steps_per_epoch),
+            rho=self.rmsprop_rho,
+            momentum=self.rmsprop_momentum,
+            epsilon=self.rmsprop_epsilon,
+            global_clipnorm=self.gradient_clip_norm,
+            ema_decay=self.ema_decay,
+        )
+
+    def compile_arguments(self, model, global_batch_size: int, steps_per_epoch: int) -> dict:
+        """``optimizer``, ``loss``, ``loss_weights`` and ``metrics`` for ``model.compile``: the
+        smoothed cross-entropy on the logits, and on the auxiliary logits with weight
+        ``aux_loss_weight`` when ``model`` returns both; top-1 and top-5 accuracy (percent) of
+        the main head."""
+        from .objectives import SparseSmoothedCrossEntropy, TopKAccuracy
+
+        classes = int(model.outputs[0].shape[-1])
+        loss = SparseSmoothedCrossEntropy(self.label_smoothing)
+        metrics = [TopKAccuracy(1), TopKAccuracy(min(5, classes), name="top5")]
+        args = {"optimizer": self.optimizer(global_batch_size, steps_per_epoch)}
+        if len(model.outputs) == 2:
+            aux = SparseSmoothedCrossEntropy(self.label_smoothing, name="aux_cross_entropy")
+            args.update(loss=[loss, aux], loss_weights=[1.0, self.aux_loss_weight],
+                        metrics=[metrics, []])  # fmt: skip
+        else:
+            args.update(loss=loss, metrics=metrics)
+        return args
 
 
 def recipe_names() -> list[str]:

@@ -1,0 +1,167 @@
+"""A run's settings resolved from the options: sizes, batch, data sources, the held-out split,
+run length, periods, precision, seed (:class:`Plan`, written to ``config.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from pathlib import Path
+
+import inception
+from inception.data import load_source
+from inception.errors import UsageError
+
+from . import backend
+from .config import Recipe
+
+
+@dataclasses.dataclass
+class Plan:
+    """A run's resolved settings (``config.json`` records them)."""
+
+    model: str
+    variant: str | None
+    data: str
+    data_dir: str | None
+    model_dir: Path
+    recipe: Recipe
+    source: object
+    validation: object  # the held-out Source, or None
+    image_size: int
+    global_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    period: int
+    validate_every: int
+    log_every: int
+    policy: str
+    aux: bool
+    seed: int
+    deterministic: bool
+    eval_split: str | None
+
+    def record(self, rt: backend.Runtime) -> dict:
+        return {
+            "model": self.model, "variant": self.variant, "data": self.data,
+            "data_dir": self.data_dir, "num_examples": self.source.num_examples,
+            "skipped_files": self.source.skipped, "num_classes": self.source.num_classes,
+            "class_names": self.source.class_names, "image_size": self.image_size,
+            "global_batch_size": self.global_batch, "backend": rt.backend,
+            "strategy": rt.strategy, "replicas": rt.replicas, "devices": rt.devices,
+            "mixed_precision": self.policy, "aux_logits": self.aux,
+            "learning_rate": self.recipe.learning_rate(self.global_batch),
+            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+            "checkpoint_every": self.period, "validate_every": self.validate_every,
+            "validation_split": "validation" if self.validation is not None else None,
+            "eval_split": self.eval_split, "eval_held_out": self.eval_held_out,
+            "seed": self.seed, "deterministic": self.deterministic,
+            "recipe": dataclasses.asdict(self.recipe),
+        }  # fmt: skip
+
+    def summary(self, rt: backend.Runtime) -> str:
+        return (
+            f"{self.model} on {self.source.num_examples} images of {self.source.num_classes} "
+            f"classes: {self.total_steps} steps of {self.global_batch} images at "
+            f"{self.image_size}x{self.image_size}, {self.policy}, {rt.backend} "
+            f"({rt.strategy}, {rt.replicas} replica{'s' if rt.replicas > 1 else ''})"
+        )
+
+    @property
+    def eval_held_out(self) -> bool | None:
+        if self.eval_split is None:
+            return None
+        return self.eval_split != "train"
+
+
+def _resolve(model_name, data, image_size, batch_size, num_replicas, recipe):
+    config = inception.get_model_config(model_name)
+    size = int(image_size or config.input_size)
+    if size < config.min_input_size:
+        raise UsageError(
+            f"--image-size {size} is too small for {model_name}; it needs at least "
+            f"{config.min_input_size}."
+        )
+    global_batch = int(batch_size if batch_size is not None else recipe.batch_size * num_replicas)
+    if global_batch <= 0:
+        raise UsageError(f"--batch-size must be positive, got {global_batch}.")
+    if global_batch % num_replicas:
+        raise UsageError(
+            f"--batch-size {global_batch} is not divisible by the {num_replicas} replicas; use a "
+            f"multiple of {num_replicas} (the global batch is split evenly over replicas)."
+        )
+    return size, global_batch
+
+
+def notice(text: str, verbose: int) -> None:
+    if verbose:
+        print(f"inception train: note: {text}", file=sys.stderr, flush=True)
+
+
+def _load(data, split, data_dir):
+    try:
+        return load_source(data, split, data_dir=data_dir), None
+    except UsageError as exc:
+        return None, exc
+
+
+def _held_out(data, data_dir, eval_split, verbose):
+    """The validation source (``None`` if the data holds none out) and the split the final
+    evaluation uses: a folder without a sub-folder for it is evaluated on its training images,
+    and says so in one line; a tfds data set without the split is not evaluated."""
+    validation, missing = _load(data, "validation", data_dir)
+    if validation is not None and validation.whole_folder:
+        validation = None
+    if eval_split not in (None, "train"):
+        source, error = (validation, None) if eval_split == "validation" and validation else (
+            _load(data, eval_split, data_dir))  # fmt: skip
+        periodic = "" if validation is not None else "no periodic validation, and "
+        if error is not None:
+            notice(f"no {eval_split} split ({error}): {periodic}no final evaluation.", verbose)
+            return validation, None
+        if source.whole_folder:
+            notice(
+                f"{data} has no {eval_split}/ sub-folder: {periodic}the final evaluation uses "
+                'the TRAINING images ("split": "train" in eval.json).',
+                verbose,
+            )
+            return validation, "train"
+    if validation is None and missing is not None:
+        notice(f"no validation split ({missing}); no periodic validation.", verbose)
+    return validation, eval_split
+
+
+def make_plan(model, data, model_dir, recipe, rt, opts) -> Plan:
+    size, global_batch = _resolve(
+        model, data, opts["image_size"], opts["batch_size"], rt.replicas, recipe
+    )
+    source = load_source(data, "train", data_dir=opts["data_dir"])
+    validation, eval_split = _held_out(data, opts["data_dir"], opts["eval_split"], opts["verbose"])
+    steps_per_epoch = max(1, source.num_examples // global_batch)
+    steps, epochs = opts["steps"], opts["epochs"]
+    total = int(steps) if steps is not None else math.ceil(float(epochs) * steps_per_epoch)
+    if total <= 0:
+        raise UsageError("the run must have at least one step (--steps or --epochs too small).")
+    period = opts["checkpoint_every"]
+    period = int(period if period is not None else recipe.checkpoint_every_steps)
+    if period <= 0:
+        raise UsageError(f"--checkpoint-every must be positive, got {period}.")
+    every = opts["validate_every"]
+    if every is None:
+        every = recipe.validate_every_steps or steps_per_epoch
+    validate_every = max(1, round(every / period)) * period if every > 0 else 0
+    seed = opts["seed"]
+    if seed is None:
+        seed = 0 if opts["deterministic"] else int.from_bytes(os.urandom(3), "little")
+    return Plan(
+        model=model, variant=opts["variant"], data=str(data), data_dir=opts["data_dir"],
+        model_dir=Path(model_dir).expanduser(), recipe=recipe, source=source,
+        validation=validation, image_size=size, global_batch=global_batch,
+        steps_per_epoch=steps_per_epoch, total_steps=total, period=period,
+        validate_every=validate_every if validation is not None else 0,
+        log_every=max(1, int(opts["log_every"] or 1)),
+        policy=backend.precision_policy(opts["mixed_precision"], rt),
+        aux=recipe.aux_logits and size >= 107, seed=seed,
+        deterministic=opts["deterministic"], eval_split=eval_split,
+    )  # fmt: skip
