@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import png_bytes
+from helpers import write_class_folder as write_folder
 from ilsvrc import synthetic_jpeg
-from test_data_sources import png_bytes, write_folder
 
+import inception
 from inception.data import load_source, pipeline, preprocessing
+from inception.evaluation.crops import extract
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +46,6 @@ def test_distorted_window_follows_slim_ranges(jpeg):
     assert full and min(aspects) >= 0.75 - 0.1 and max(aspects) <= 4 / 3 + 0.1
 
 
-def test_central_window_is_slim_central_crop():
-    window = preprocessing.central_window(tf.constant([100, 200, 3]), 0.875).numpy().tolist()
-    assert window == [6, 12, 88, 176]
-    image = tf.reshape(tf.range(100 * 200 * 3), [100, 200, 3])
-    expected = tf.image.central_crop(image, 0.875)
-    y, x, h, w = window
-    assert np.array_equal(image[y : y + h, x : x + w], expected)
-
-
 def test_train_and_eval_image_range_shape_and_determinism(jpeg):
     a = preprocessing.train_image(jpeg, 40, tf.constant([1, 2]), colour_distortion=True)
     b = preprocessing.train_image(jpeg, 40, tf.constant([1, 2]), colour_distortion=True)
@@ -61,10 +55,13 @@ def test_train_and_eval_image_range_shape_and_determinism(jpeg):
     assert -1.0 <= float(tf.reduce_min(a)) and float(tf.reduce_max(a)) <= 1.0
     e = preprocessing.eval_image(jpeg, 33)
     assert e.shape == (33, 33, 3) and -1.0 <= float(tf.reduce_min(e))
-    # Evaluation: central 87.5% then bilinear resize, scaled to [-1, 1].
+    # Evaluation: exactly the single crop of `inception eval` (central 87.5%, bilinear resize,
+    # scaled to [-1, 1]), close to slim's central_crop + resize.
     whole = tf.io.decode_jpeg(jpeg, channels=3)
-    ref = tf.image.resize(tf.image.central_crop(whole, 0.875), [33, 33]) / 127.5 - 1
-    assert np.abs(e.numpy() - ref.numpy()).max() < 0.05
+    same = extract(whole, 1, inception.Preprocessing(input_size=33))[0]
+    np.testing.assert_array_equal(e.numpy(), same.numpy())
+    slim = tf.image.resize(tf.image.central_crop(whole, 0.875), [33, 33]) / 127.5 - 1
+    assert np.abs(e.numpy() - slim.numpy()).mean() < 0.05
 
 
 def test_train_dataset_batches_deterministic_and_resumable(tmp_path):

@@ -14,8 +14,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from ilsvrc import imagenet2012_manual  # noqa: F401
-from test_data_sources import write_folder
+from helpers import write_class_folder as write_folder
 
 import inception
 from inception.cli import main as cli_main

@@ -16,7 +16,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from test_data_sources import write_folder
+from helpers import write_class_folder as write_folder
 
 import inception.training.demo as demo
 
@@ -216,16 +216,14 @@ TF_EVALUATE_EXPORT = """
 import json, sys
 import inception
 from inception.cli import main
-run, data, labels, out = sys.argv[1:]
+run, data, out = sys.argv[1:]
 model = inception.load_model(run + "/model.keras")
 result = inception.evaluate(model, data, split="validation", batch_size=16, progress=False)
 info = inception.model_info(model)
 print("EVAL", json.dumps({**result["models"][0], "classes": list(info.class_names),
                           "size": info.image_size}))
-with open(labels, "w") as f:
-    f.write("\\n".join(info.class_names) + "\\n")
 code = main(["export", "--model", run + "/model.keras", "--name", "jax_trained", "--version", "1",
-             "--out", out, "--labels", labels])
+             "--out", out])  # class names and input size come with the model
 print("EXPORT", code)
 # The JAX run's last checkpoint restores into the same model compiled on TensorFlow.
 from inception.training import load_recipe
@@ -264,8 +262,7 @@ def test_kill_9_resume_on_jax_two_devices_then_tensorflow_evaluates_and_exports(
     trained = json.loads((model_dir / "eval.json").read_text())
     assert trained["split"] == "validation" and trained["num_images"] == 48
 
-    # (--labels: `inception export` does not yet read the class names the .keras file carries)
-    args = [str(model_dir), str(data), str(tmp_path / "labels.txt"), str(tmp_path / "served")]
+    args = [str(model_dir), str(data), str(tmp_path / "served")]
     proc = subprocess.run([sys.executable, "-c", TF_EVALUATE_EXPORT, *args], env=ENV,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

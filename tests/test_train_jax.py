@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_data_sources import write_folder
+from helpers import write_class_folder as write_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -3,12 +3,13 @@
 Training (``train_image``): a distorted bounding-box crop (the crop covers at least 10% of the
 image, aspect ratio 3/4..4/3, area 5%..100% of the image), resized to the model size, a random
 left-right flip and, optionally, colour distortion (brightness, saturation, hue, contrast in a
-random order). Evaluation (``eval_image``): the central 87.5% of each side, resized to the model
-size. Both return float32 RGB scaled to [-1, 1].
+random order). Evaluation (``eval_image``, the crop of ``inception eval``): the central 87.5% of
+each side, resized to the model size. Both return float32 RGB scaled to [-1, 1].
 
-For JPEG the crop window is computed from the header alone and ``tf.io.decode_and_crop_jpeg``
-decodes only that window (the fused decode-and-crop: a 5%-area crop decodes a fraction of the
-pixels); PNG, GIF and BMP are decoded whole and cropped with the same window.
+In training, for JPEG the crop window is computed from the header alone and
+``tf.io.decode_and_crop_jpeg`` decodes only that window (the fused decode-and-crop: a 5%-area
+crop decodes a fraction of the pixels); PNG, GIF and BMP are decoded whole and cropped with the
+same window.
 
 Randomness is stateless: every random choice derives from ``seed``, a ``[2]`` int tensor, so an
 image's augmentation is a pure function of (bytes, seed), independent of threads.
@@ -72,16 +73,6 @@ def distorted_window(shape, seed) -> tf.Tensor:
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def central_window(shape, fraction: float = CENTRAL_FRACTION) -> tf.Tensor:
-    """The central ``fraction`` of each side, as ``tf.image.central_crop``: ``[y, x, h, w]``."""
-    h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
-    y0 = tf.cast((h - h * fraction) / 2, tf.int32)
-    x0 = tf.cast((w - w * fraction) / 2, tf.int32)
-    return tf.stack(
-        [y0, x0, tf.cast(shape[0], tf.int32) - 2 * y0, tf.cast(shape[1], tf.int32) - 2 * x0]
-    )
-
-
 def scale(image) -> tf.Tensor:
     """uint8 or float RGB in [0, 255] -> float32 in [-1, 1] (as ``inception.preprocess_input``)."""
     return tf.cast(image, tf.float32) / 127.5 - 1.0
@@ -129,10 +120,14 @@ def train_image(image_bytes, size: int, seed, colour_distortion: bool = False) -
 
 
 def eval_image(image_bytes, size: int, crop_fraction: float = CENTRAL_FRACTION) -> tf.Tensor:
-    """Evaluation preprocessing: central crop (``crop_fraction`` of each side; 1.0 = none),
-    bilinear resize to ``size`` x ``size``, scale to [-1, 1]. Returns float32 ``[size, size, 3]``.
-    """
-    window = central_window(image_shape(image_bytes), crop_fraction)
-    image = scale(_resize(decode_crop(image_bytes, window), size))
+    """Evaluation preprocessing, the single crop of ``inception eval``
+    (``inception.evaluation.crops``): the central ``crop_fraction`` of each side, bilinear resize
+    to ``size`` x ``size``, scaled to [-1, 1]. Returns float32 ``[size, size, 3]``, so validation
+    during training scores as ``inception eval`` does."""
+    from inception.evaluation.crops import extract
+    from inception.preprocessing import Preprocessing
+
+    prep = Preprocessing(input_size=size, crop_fraction=crop_fraction)
+    image = extract(_decode_whole(image_bytes), 1, prep)[0]
     image.set_shape([size, size, 3])
     return image

@@ -25,10 +25,7 @@ import keras
 
 from inception.errors import UsageError
 
-TF_STRATEGIES = ("tpu", "mirrored", "multi_worker")
-JAX_STRATEGIES = ("data_parallel",)
-STRATEGIES = ("auto", "one_device", *TF_STRATEGIES, *JAX_STRATEGIES)
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+from .config import JAX_STRATEGIES, PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
 
 
 @dataclass

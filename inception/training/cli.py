@@ -8,9 +8,7 @@ import sys
 
 from inception.errors import UsageError
 
-from .backend import PRECISIONS, STRATEGIES
-from .callbacks import TrainingDivergedError
-from .config import recipe_names
+from .config import PRECISIONS, STRATEGIES, recipe_names
 
 EPILOG = """\
 The backend is Keras': KERAS_BACKEND=tensorflow (default) or KERAS_BACKEND=jax.
@@ -111,6 +109,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from .callbacks import TrainingDivergedError
     from .loop import train
 
     try:

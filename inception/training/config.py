@@ -19,7 +19,11 @@ from importlib import resources
 from pathlib import Path
 
 from inception.errors import UsageError
-from inception.models.layers import ConvBN
+
+TF_STRATEGIES = ("tpu", "mirrored", "multi_worker")
+JAX_STRATEGIES = ("data_parallel",)
+STRATEGIES = ("auto", "one_device", *TF_STRATEGIES, *JAX_STRATEGIES)
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +59,14 @@ class Recipe:
 
     # The recipe as Keras objects -----------------------------------------------------------
 
-    def conv_bn(self, **overrides) -> ConvBN:
+    def conv_bn(self, **overrides):
         """The conv-BN unit to build the model with: BN decay, synchronised BN, and the L2 penalty
         (Keras' ``L2(l)`` is ``l * sum(w**2)``, slim's weight decay ``wd * sum(w**2) / 2``)."""
         values = {"synchronized": self.sync_batch_norm, "l2": self.weight_decay / 2.0}
         if self.bn_momentum is not None:
             values["momentum"] = self.bn_momentum
+        from inception.models.layers import ConvBN
+
         return ConvBN(**{**values, **overrides})
 
     def schedule(self, global_batch_size: int, steps_per_epoch: int):
