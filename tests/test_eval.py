@@ -44,6 +44,29 @@ def test_known_predictions_give_exact_top1_top5(tmp_path, crops, micro_batch):
     assert result["ensemble"] is None
 
 
+def test_throughput_leaves_out_the_first_forward_pass(tmp_path, monkeypatch):
+    """images/s is counted in crops after the first micro-batch (which compiles): on a clock
+    where the first pass takes 100 s and each other one 1 s, 10 images x 10 crops in passes of
+    7 crops give 93 crops / 10 per image / 14 s."""
+    from types import SimpleNamespace
+
+    from inception.evaluation import runner
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    forward = runner.Runner.forward
+
+    def timed(self, batch, eager=False):
+        clock["now"] += 100.0 if self.steady_since is None else 1.0
+        return forward(self, batch, eager)
+
+    monkeypatch.setattr(runner.Runner, "forward", timed)
+    data = write_folder(tmp_path / "colours")
+    result = inception.evaluate(colour_model(), str(data), crops=10, micro_batch=7)
+    assert result["num_images"] == 10
+    assert result["images_per_second"] == pytest.approx(93 / 10 / 14)
+
+
 def test_ensemble_of_a_1001_and_a_1000_class_model_144_crops(tmp_path):
     data = write_folder(tmp_path / "colours", CASES[:4] + CASES[6:8])  # 4 right, 1 top-5, 1 miss
     slim = colour_model(background=3.0, name="slim")

@@ -139,6 +139,19 @@ def test_model_config_file():
         parse_model_config("model_config_list { oops }")
 
 
+def test_a_container_base_path_is_named_with_the_fix(capsys):
+    """serve/models.config names the container's /models/inception: outside the container
+    `inception serve --model-config-file` says which path and how to change it."""
+    from inception.cli import main
+
+    config = str(ROOT / "serve" / "models.config")
+    assert main(["serve", "--model-config-file", config]) != 0
+    err = capsys.readouterr().err.strip()
+    assert f"model 'inception' of {config}: base_path /models/inception does not exist" in err
+    assert "--model-base-path" not in err and "read from the config file's folder" in err
+    assert "Traceback" not in err
+
+
 def test_compose_file_runs_the_official_image_with_both_configs():
     text = (ROOT / "serve" / "compose.yaml").read_text()
     assert "image: tensorflow/serving:" in text

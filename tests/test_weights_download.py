@@ -89,7 +89,9 @@ def leftovers(home):
     return sorted(p.name for p in (home / "downloads").iterdir()) if home.exists() else []
 
 
-def test_each_format_downloads_verifies_and_is_cached(payloads, home, tmp_path, monkeypatch):
+def test_each_format_downloads_verifies_and_is_cached(
+    payloads, home, tmp_path, monkeypatch, capsys
+):
     algos = {"slim": "md5", "timm": "sha256", "keras": "md5"}
     with LocalServer({k: v[0] for k, v in payloads.items()}) as server:
         use_manifest(tmp_path, monkeypatch, [
@@ -107,6 +109,9 @@ def test_each_format_downloads_verifies_and_is_cached(payloads, home, tmp_path, 
             fetch(get_entry(f"{fmt}:x"))  # cached and re-verified: no new request
         assert len(server.requests) == n == 3
     assert leftovers(home) == ["k.h5", "model.safetensors", "tiny.tar.gz"]
+    out, err = capsys.readouterr()  # not a terminal: plain lines, no live bar
+    assert err.count("downloading http://127.0.0.1") == 3 and "downloaded k.h5: 0 MB in" in err
+    assert "\x1b[" not in out + err
 
 
 def file_hash_bytes(body, algorithm):

@@ -165,7 +165,7 @@ def evaluate(
         "num_images": done,
         "skipped": int(total - done) + int(getattr(source, "skipped", 0)),
         "seconds": seconds,
-        "images_per_second": bar.rate(),
+        "images_per_second": runner.steady_rate() or done / max(seconds, 1e-9),
         "micro_batch": runner.rows,
         "precision": used or "as built",
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -76,6 +77,15 @@ class Runner:
             raise ValueError(f"--micro-batch must be at least 1; got {rows}.")
         self.rows = int(rows) if rows else default_rows(p.input_size for p in preps)
         self.n_crops = len(crop_lib.crop_boxes(self.crops, 10, 10)[1])
+        self.steady_since = None  # when the first forward pass (which compiles) ended
+        self.steady_rows = 0  # crops run since then
+
+    def steady_rate(self) -> float | None:
+        """Images per second after the first forward pass (``None`` before a second one): the
+        throughput without compiling, counted in crops, so 1 and 144 crops compare fairly."""
+        if not self.steady_rows:
+            return None
+        return self.steady_rows / self.n_crops / max(time.perf_counter() - self.steady_since, 1e-9)
 
     def eager_for(self, images: int) -> bool:
         """Whether ``images`` images are few and small enough to run without compiling."""
@@ -105,6 +115,10 @@ class Runner:
             if logits:
                 y = np.exp(y - y.max(axis=1, keepdims=True))
             out.append(y / np.maximum(y.sum(axis=1, keepdims=True), 1e-12))
+        if self.steady_since is None:
+            self.steady_since = time.perf_counter()
+        else:
+            self.steady_rows += count
         return np.stack(out)
 
     def stream(self, dataset, eager: bool = False) -> Iterator[tuple[np.ndarray, object]]:

@@ -154,6 +154,14 @@ def build_server(args) -> ModelServer:
             raise FileNotFoundError(f"no such model config file: {args.model_config_file}")
         with open(args.model_config_file) as f:
             specs = parse_model_config(f.read(), os.path.dirname(args.model_config_file))
+        for spec in specs:
+            if not os.path.isdir(spec.base_path):
+                raise FileNotFoundError(
+                    f"model {spec.name!r} of {args.model_config_file}: base_path "
+                    f"{spec.base_path} does not exist (a path inside a container?); set it to "
+                    "the DIR/NAME folder of `inception export --out DIR --name NAME` (a relative "
+                    "base_path is read from the config file's folder)."
+                )
     else:
         base = os.path.abspath(args.model_base_path)
         if not os.path.isdir(base):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
+import time
 import urllib.error
 from pathlib import Path
 
@@ -89,6 +91,12 @@ def _get_file(entry: Entry, staging: Path, expected) -> Path:
         f"{downloads_dir() / entry.file} (or set INCEPTION_HOME), or pass the local path "
         "(--weights PATH, weights=PATH)."
     )
+    # Keras' live bar on a terminal; in a log, one line before and one after instead
+    to_log = not sys.stdout.isatty() and keras.utils.is_interactive_logging_enabled()
+    if to_log:
+        keras.utils.disable_interactive_logging()
+        print(f"downloading {entry.url}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
     try:
         path = keras.utils.get_file(
             fname=entry.file,
@@ -98,6 +106,10 @@ def _get_file(entry: Entry, staging: Path, expected) -> Path:
             cache_dir=str(staging),
             cache_subdir="",
         )
+        if to_log:
+            size = _size(Path(path)) / 1e6
+            seconds = time.perf_counter() - start
+            print(f"downloaded {entry.file}: {size:.0f} MB in {seconds:.0f} s", file=sys.stderr)
     except ValueError as exc:  # get_file's hash check
         size = _size(staging / entry.file)
         raise DownloadError(
@@ -119,6 +131,9 @@ def _get_file(entry: Entry, staging: Path, expected) -> Path:
             f"could not download {entry.name} from {entry.url}: {what}. Nothing was cached. "
             + manual
         ) from None
+    finally:
+        if to_log:
+            keras.utils.enable_interactive_logging()
     return Path(path)
 
 
