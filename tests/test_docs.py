@@ -15,8 +15,9 @@ random:
   checkpoints and tfds prepares imagenet2012 once, before the documents start (``WARM``).
 * The files of ``PLACEHOLDERS`` are written into a document's folder when it names them;
   ``serve/`` is the repository's.
-* Ports 8500/8501 become free ports. ``SUBSTITUTIONS`` shortens runs (steps, crops, image size)
-  and nothing else; each must still match its document, so none goes stale unnoticed.
+* ``~/.curlrc`` makes ``curl`` fail on an HTTP error. Ports 8500/8501 become free ports.
+  ``SUBSTITUTIONS`` shortens runs (steps, crops, image size) and nothing else; each must still
+  match a document, so none goes stale unnoticed.
 
 Markers, an HTML comment on the line before a block: ``<!-- test: skip REASON -->`` (Docker, or
 this test suite itself); ``<!-- test: background -->`` for a server run in the foreground: it
@@ -200,6 +201,9 @@ def sandbox(tmp_path_factory):
     root = tmp_path_factory.mktemp("docs")
     home = root / "home"
     write_ilsvrc2012(home / "tensorflow_datasets" / "downloads" / "manual", num_val=4)
+    # curl answers an HTTP error with a failing exit code here, so a documented request that
+    # the server refuses fails its block (the documents keep plain `curl`)
+    (home / ".curlrc").write_text("--fail-with-body\n--silent\n--show-error\n")
     published = {
         "slim:inception_v4_2016_09_09": slim_tar("inception_v4", "inception_v4.ckpt"),
         "slim:inception_resnet_v2_2016_08_30": slim_tar(
@@ -250,7 +254,7 @@ def first_occurrence() -> dict:
     first = {}
     for document in DOCUMENTS:
         for _, lang, body, _ in blocks(document_text(document)):
-            first.setdefault(f"{lang}\n{body}", document)
+            first.setdefault(f"{lang == 'python'}\n{body}", document)
     return first
 
 
@@ -332,7 +336,11 @@ def run_document(document, env, folder) -> str | None:
                 json.loads(body)
                 continue
             skip = (marker or "").startswith("skip")
-            if lang not in RUN or skip or first_occurrence()[f"{lang}\n{body}"] != document:
+            if (
+                lang not in RUN
+                or skip
+                or first_occurrence()[f"{lang == 'python'}\n{body}"] != document
+            ):
                 continue
             for port, free in ports.items():
                 body = body.replace(port, free)
