@@ -34,7 +34,14 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = list(_WHERE)
 
 
+_SUBPACKAGES = {
+    "data", "evaluation", "models", "optimize", "preprocessing", "serving", "training", "weights",
+}  # fmt: skip
+
+
 def __getattr__(name):
+    if name in _SUBPACKAGES:  # inception.data, inception.training, ... load on first use too
+        return _importlib.import_module(f"inception.{name}")
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'inception' has no attribute {name!r}")
@@ -44,7 +51,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | _SUBPACKAGES)
 
 
 @_contextlib.contextmanager

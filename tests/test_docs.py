@@ -233,8 +233,9 @@ def sandbox(tmp_path_factory):
         )
         # Shared first steps, once before the documents run side by side: tfds prepares
         # imagenet2012 and the default checkpoints are downloaded and converted into the cache.
-        subprocess.run([sys.executable, "-c", WARM], env=env, cwd=root, check=True,
-                       capture_output=True, timeout=TIMEOUT)  # fmt: skip
+        warm = subprocess.run([sys.executable, "-c", WARM], env=env, cwd=root, text=True,
+                              capture_output=True, timeout=TIMEOUT)  # fmt: skip
+        assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
         yield env, root
 
 
