@@ -4,9 +4,9 @@ Each measurement is one ``inception eval`` process (random weights: speed and me
 depend on them) on a generated image folder; its peak resident memory is the process' own
 ``ru_maxrss`` (reported in its ``--json`` result) and its rate is counted after its first
 forward pass (which compiles), in crops. The 1-crop and 144-crop runs alternate, ``--repeats``
-times; each figure is the median, the ratio the median of the per-round ratios. Crops per second at 144 crops should stay at
-(or above) the 1-crop figure, since both run the same bounded micro-batches, and peak memory
-should not grow with ``--batch-size``.
+times; each figure is the median, the ratio the median of the per-round ratios. Crops per
+second at 144 crops should stay at (or above) the 1-crop figure, since both run the same bounded
+micro-batches, and peak memory should not grow with ``--batch-size``.
 
     python benchmarks/evaluation.py                                   # Inception-v4, 299 px
     python benchmarks/evaluation.py --batch-size 64                   # memory does not grow

@@ -203,7 +203,7 @@ def sandbox(tmp_path_factory):
     write_ilsvrc2012(home / "tensorflow_datasets" / "downloads" / "manual", num_val=4)
     # curl answers an HTTP error with a failing exit code here, so a documented request that
     # the server refuses fails its block (the documents keep plain `curl`)
-    (home / ".curlrc").write_text("--fail-with-body\n--silent\n--show-error\n")
+    (home / ".curlrc").write_text("--fail\n--silent\n--show-error\n")
     published = {
         "slim:inception_v4_2016_09_09": slim_tar("inception_v4", "inception_v4.ckpt"),
         "slim:inception_resnet_v2_2016_08_30": slim_tar(
