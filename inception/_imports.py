@@ -10,6 +10,7 @@ keep TensorFlow's start-up lines (printed from C++ while it loads) off the termi
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.abc
 import importlib.util
 import os
@@ -63,3 +64,15 @@ def stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def lazy_attributes(package: str, where: dict[str, str]):
+    """A module ``__getattr__`` for ``package``: ``name`` is imported from
+    ``package.<where[name]>`` on first use (sub-packages stay unloaded until then)."""
+
+    def getattr_(name):
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+
+    return getattr_

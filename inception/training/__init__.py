@@ -6,7 +6,7 @@ own (:class:`Recipe`, :class:`PaperRMSProp`, :class:`SparseSmoothedCrossEntropy`
 Names load on first use, so ``inception train --help`` does not wait for Keras.
 """
 
-import importlib
+from .._imports import lazy_attributes
 
 _WHERE = {
     "train": "loop",
@@ -19,7 +19,4 @@ _WHERE = {
 __all__ = list(_WHERE)
 
 
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'inception.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

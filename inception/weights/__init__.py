@@ -10,7 +10,7 @@ h5), converted on the fly. Manifest entries are downloaded once into ``$INCEPTIO
 Names load on first use, so ``inception convert --help`` does not wait for Keras.
 """
 
-import importlib
+from .._imports import lazy_attributes
 
 _WHERE = {
     "load_weights": "loading", "cache_path": "loading", "fit_problem": "loading",
@@ -22,7 +22,4 @@ _WHERE = {
 __all__ = list(_WHERE)
 
 
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'inception.weights' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
