@@ -17,16 +17,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,serve]'
 	touch $(STAMP)
 
+# two workers, whole files each (module fixtures built once): much of a test's time is
+# single-threaded (tracing, process start-up, servers waiting on clients)
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # parity against timm's own PyTorch models; installs the reference extra (torch, timm) first
 test-reference: $(STAMP)
 	$(PY) -m pip install -q -e '.[reference]'
 	$(PY) -m pytest tests/reference -o addopts="-ra"
 
+# level 3: TensorFlow's ERROR lines too (cuInit on a machine without a GPU driver)
 demo: $(STAMP)
-	$(PY) -m inception.demo
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m inception.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -54,11 +54,19 @@ def __dir__():
     return sorted(set(globals()) | set(__all__) | _SUBPACKAGES)
 
 
+_SERIALISABLE = ("inception.models.layers", "inception.models.ensemble")  # Keras classes
+
+
+def _register():
+    for module in _SERIALISABLE:
+        _importlib.import_module(module)
+
+
 @_contextlib.contextmanager
 def _register_after():
     yield
-    _importlib.import_module("inception.models.ensemble")  # registers the Keras classes
+    _register()
 
 
 if not _around_import("keras", _register_after):  # Keras is already loaded: register now
-    _importlib.import_module("inception.models.ensemble")
+    _register()

@@ -37,12 +37,25 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+QUIET_LEVEL = 3  # TF_CPP_MIN_LOG_LEVEL / ABSL_MIN_LOG_LEVEL: ERROR lines off too
+
+
 def quiet_tensorflow() -> None:
-    """Keeps TensorFlow's C++ start-up and device-probing lines off stderr (not errors of ours)."""
+    """Keeps TensorFlow's C++ start-up and device-probing lines off stderr (not errors of ours).
+
+    Lines logged while TensorFlow is imported are dropped with the import's stderr; those logged
+    later (``failed call to cuInit`` on a machine without a GPU driver is an ERROR line, printed
+    when the devices are first listed) need the log level at 3, so a lower level in the
+    environment (``make``'s 2, say) is raised: ``--verbose`` shows everything instead."""
     from ._imports import around_import, stderr_silenced
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):
+        try:
+            level = int(os.environ.get(name, "0"))
+        except ValueError:
+            level = 0
+        if level < QUIET_LEVEL:
+            os.environ[name] = str(QUIET_LEVEL)
     around_import("tensorflow", stderr_silenced)
 
 

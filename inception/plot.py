@@ -6,8 +6,8 @@
 A run's picture is read from ``RUN_DIR/metrics.jsonl`` (written by ``inception train``): training
 records (``step``, ``loss``, ``top1``, ``top5``, ``lr``) as lines, validation records
 (``val_loss``, ``val_top1``, ``val_top5``) as points. The zoo's accuracies are the paper's
-(Table 2) and the released checkpoints' (weights manifest); GMACs are counted from the built
-models.
+(Table 2) and the released checkpoints' (weights manifest); parameters and GMACs are computed
+from the architecture table (``inception.models.summary``).
 """
 
 from __future__ import annotations

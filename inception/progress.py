@@ -6,7 +6,9 @@
 * ``quiet``: nothing.
 
 Rates and ETAs are measured from the first update on (the first step's graph tracing and
-compilation is left out), so the first ETA is not inflated by start-up.
+compilation is left out), so the first ETA is not inflated by start-up. A caller that measures
+its own rate (``inception eval``: images/s after the first forward pass, the number of its final
+table) passes it to ``update``/``close``, so the progress shows the same measure.
 """
 
 from __future__ import annotations
@@ -49,11 +51,15 @@ class Progress:
         self.start = time.perf_counter()
         self._first = None  # (time, done) at the first update: the steady-state origin
         self._last_line = self.start
+        self._rate = None  # the caller's own measure, if it passes one
         self.done = 0
 
     def rate(self) -> float:
-        """Units per second since the first update, when that covers most of the run; else
-        since the start (a run whose work all completed at once has no steady state)."""
+        """The rate last passed to ``update``/``close``; else units per second since the first
+        update, when that covers most of the run, else since the start (a run whose work all
+        completed at once has no steady state)."""
+        if self._rate is not None:
+            return self._rate
         now = time.perf_counter()
         overall = self.done / max(now - self.start, 1e-9)
         if self._first is None or self.done <= self._first[1]:
@@ -73,24 +79,36 @@ class Progress:
         head = f"{self.label}: " if self.label else ""
         return head + ", ".join(parts) + (f", {extra}" if extra else "")
 
-    def update(self, done: int, extra: str = "") -> None:
+    def update(self, done: int, extra: str = "", rate: float | None = None) -> None:
+        """``done`` units so far; ``rate``: the caller's units per second (default: measured
+        here)."""
         self.done = int(done)
+        self._rate = rate
         now = time.perf_counter()
         if self._first is None:
             self._first = (now, self.done)
         if self.mode == "bar":
-            width = 24
-            filled = int(width * self.done / self.total) if self.total else 0
-            bar = f"[{'=' * filled}{'.' * (width - filled)}] " if self.total else ""
-            self.stream.write(f"\r{bar}{self.text(extra)}   ")
-            self.stream.flush()
+            self._draw(extra)
         elif self.mode == "lines" and now - self._last_line >= self.every:
             self._last_line = now
             self.stream.write(self.text(extra) + "\n")
             self.stream.flush()
 
-    def close(self, extra: str = "") -> None:
+    def _draw(self, extra: str) -> None:
+        width = 24
+        filled = int(width * self.done / self.total) if self.total else 0
+        bar = f"[{'=' * filled}{'.' * (width - filled)}] " if self.total else ""
+        self.stream.write(f"\r{bar}{self.text(extra)}   ")
+        self.stream.flush()
+
+    def close(self, extra: str = "", rate: float | None = None) -> None:
+        """Ends the output; ``rate``: the caller's final units per second (the bar is redrawn
+        with it)."""
+        if rate is not None:
+            self._rate = rate
         if self.mode == "bar":
+            if rate is not None and self.done:
+                self._draw(extra)
             self.stream.write("\n")
         elif self.mode == "lines" and self.done:
             self.stream.write(self.text(extra) + " (done)\n")

@@ -1,6 +1,7 @@
 """``inception.evaluation.demo.run``: the ``make demo`` step on a small saved model."""
 
 import numpy as np
+import pytest
 from helpers import CASES
 from helpers import write_colour_folder as write_folder
 
@@ -28,5 +29,10 @@ def test_demo_evaluates_the_trained_model_and_its_ensemble(tmp_path, capsys):
     assert np.ptp(top1) == 0 and 0 <= one["models"][0]["top1"] <= 100
     assert len(result["predictions"]) == 2
     assert all(p["predictions"][0]["class"] in names for p in result["predictions"])
+    # Ensemble([saved, rebuilt]) of one model answers as the model (scaled once, not twice)
+    for p, q in zip(result["predictions"], result["member_predictions"]):
+        got = {x["class"]: x["probability"] for x in p["predictions"]}
+        for x in q["predictions"]:
+            assert got[x["class"]] == pytest.approx(x["probability"], abs=1e-5)
     printed = capsys.readouterr().out
     assert "ensemble (saved + rebuilt)" in printed and "12 crops at 75px" in printed

@@ -468,6 +468,22 @@ def _wait(predicate, seconds=120):
     return False
 
 
+def _taken_up(url):
+    """Whether the server has taken up ensemble predictions: rows queued or answers given."""
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    total = 0.0
+    for metric, labels, value in re.findall(r"(inception_serving_\w+)\{([^}]*)\} (\S+)", text):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if fields.get("model") != "ensemble":
+            continue
+        if metric == "inception_serving_queue_rows" or (
+            metric == "inception_serving_requests_total" and fields.get("method") == "predict"
+        ):
+            total += float(value)
+    return total > 0
+
+
 def _states(served):
     status, body = http(served, "/v1/models/single")
     return {int(v["version"]): v for v in body["model_version_status"]}
@@ -552,7 +568,8 @@ def test_cli_serves_and_shuts_down_gracefully(served):
 
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(request, i) for i in range(6)]
-            time.sleep(0.5)  # requests in flight
+            # in flight: the server has taken up the work (queued rows or an answer given)
+            assert _wait(lambda: _taken_up(url), 60), "the requests never reached the server"
             proc.send_signal(signal.SIGTERM)
             answers = [f.result(timeout=120) for f in futures]
         for status, answer in answers:

@@ -152,6 +152,27 @@ def metric_counts(url) -> dict:
     return counts
 
 
+def queued_rows(url, model) -> float:
+    """Rows of ``model`` waiting in the server's batch queues (its ``queue_rows`` gauge)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    rows = 0.0
+    for labels, value in re.findall(r"inception_serving_queue_rows\{([^}]*)\} (\S+)", text):
+        if dict(re.findall(r'(\w+)="([^"]*)"', labels)).get("model") == model:
+            rows += float(value)
+    return rows
+
+
+def wait_for(predicate, seconds=60.0, every=0.1):
+    """Polls ``predicate`` until it holds or ``seconds`` pass; returns whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
 def good_prediction(served):
     status, body = post(served["url"], "/v1/models/tiny:predict", {"instances": [b64(GOOD)]})
     assert status == 200, body
@@ -514,7 +535,8 @@ def test_sigterm_with_long_work_in_flight_exits_within_the_grace_period(cli):
 
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(client, i) for i in range(8)]
-        time.sleep(1.0)  # all in flight
+        # in flight: one batch runs (the model takes seconds) while most of the rest wait
+        assert wait_for(lambda: queued_rows(url, "slow") >= 16 * 5), "requests never queued"
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         answers = [f.result(timeout=120) for f in futures]

@@ -146,7 +146,9 @@ def test_progress_in_a_log_is_plain_periodic_lines():
     progress = Progress(0, 6, global_batch=8, stream=stream, live=False, interval=0.0,
                         quiet_after=0.3)  # fmt: skip
     progress.on_train_begin()
-    time.sleep(1.5)  # compiling: the heartbeat speaks up
+    deadline = time.monotonic() + 30  # compiling: the heartbeat speaks up
+    while "... compiling" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
     logs = {"loss": 2.5, "Logits.Logits_top1": 40.0, "Logits.Logits_top5": 90.0}
     for batch in range(6):
         progress.on_train_batch_end(batch, logs)

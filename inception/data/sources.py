@@ -25,8 +25,9 @@ GIF or BMP bytes, not decoded) and a ``tf.int32`` scalar, the 0-based index of t
   synsets, keeps ImageNet's labels). If the folder holds a sub-folder named after the split
   (``train``; ``validation`` also as ``val``/``valid``; ``test``), that sub-folder is used;
   otherwise the folder itself serves every split. Files are checked when the source is loaded:
-  anything that is not a readable JPEG/PNG/GIF/BMP image is skipped and counted
-  (``Source.skipped``), never fatal; an empty folder is a :class:`UsageError`.
+  anything that is not a readable JPEG/PNG/GIF/BMP image is skipped, counted and named
+  (``Source.skipped``, ``Source.skipped_files``; the log names the first few), never fatal; an
+  empty folder is a :class:`UsageError`.
 
 ``split`` is ``"train"``, ``"validation"`` or ``"test"`` (tfds also accepts its slicing syntax,
 e.g. ``"train[:1%]"``).
@@ -34,6 +35,7 @@ e.g. ``"train[:1%]"``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -43,7 +45,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from inception.errors import UsageError
+from inception.errors import UsageError, check_image_folder
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,33 @@ class Source:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def relabelled(self, class_names: list[str]) -> Source:
+        """This source labelled by the index of each of its classes in ``class_names`` (e.g. a
+        validation folder holding some of the training classes gets the training labels), with
+        ``class_names`` as its class names. Every class of this source must be in the list."""
+        class_names = list(class_names)
+        if list(self.class_names) == class_names:
+            return self
+        index = {name: i for i, name in enumerate(class_names)}
+        missing = [name for name in self.class_names if name not in index]
+        if missing:
+            raise UsageError(
+                f"classes {missing[:5]} of {self.name} ({self.split}) are not among the "
+                f"{len(class_names)} classes they should be labelled by."
+            )
+        mapping = [index[name] for name in self.class_names]
+        reader = self.reader
+
+        def remapped(**kwargs):
+            table = tf.constant(mapping, tf.int32)
+            return reader(**kwargs).map(
+                lambda image, label: (image, tf.gather(table, label)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+
+        return dataclasses.replace(self, class_names=class_names, reader=remapped)
 
     @functools.cached_property
     def dataset(self) -> tf.data.Dataset:
@@ -202,15 +231,7 @@ def _decodable(paths: list[str]) -> list[bool]:
 
 
 def _folder_source(root: Path, split: str, labels_file, verify) -> Source:
-    if not root.exists():
-        raise UsageError(
-            f"data {str(root)!r} is neither a folder nor a known data set; use a folder with "
-            "one sub-folder per class, 'imagenet2012' or 'tfds:NAME'."
-        )
-    if not root.is_dir():
-        raise UsageError(
-            f"data {str(root)!r} is a file; give a folder with one sub-folder per class."
-        )
+    check_image_folder(root)
     folder = _split_folder(root, split)
     class_dirs = sorted(
         p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -252,7 +273,7 @@ def _folder_source(root: Path, split: str, labels_file, verify) -> Source:
         labels = [label for label, good in zip(labels, ok) if good]
         paths = [p for p, good in zip(paths, ok) if good]
     if skipped:
-        log.warning("%s: skipped %d file(s) that are not readable images", folder, len(skipped))
+        log.warning("%s", skipped_message(folder, skipped))
     if not paths:
         raise UsageError(
             f"folder {str(folder)!r} has no readable images (JPEG, PNG, GIF or BMP) in its class "
@@ -275,6 +296,16 @@ def _folder_source(root: Path, split: str, labels_file, verify) -> Source:
         str(root), split, len(paths), list(class_names), reader, len(skipped), skipped,
         whole_folder=folder == root,
     )  # fmt: skip
+
+
+SKIPPED_SHOWN = 5  # skipped files named in the log (all of them: ``Source.skipped_files``)
+
+
+def skipped_message(folder, skipped: list[str]) -> str:
+    """One line: how many files of ``folder`` were skipped, naming the first few."""
+    shown = ", ".join(skipped[:SKIPPED_SHOWN])
+    more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+    return f"{folder}: skipped {len(skipped)} file(s) that are not readable images: {shown}{more}"
 
 
 # -------------------------------------------------------------------------------------- tfds
@@ -333,10 +364,12 @@ def _tfds_source(name, split, data_dir, manual_dir, labels_file) -> Source:
             if missing:
                 raise UsageError(
                     f"imagenet2012 is not prepared and {', '.join(missing)} not found in {manual}; "
-                    f"download {' and '.join(MANUAL_FILES)} from "
-                    "https://image-net.org/download-images (registration needed) and put them "
-                    f"in {manual} (or pass --data-dir/data_dir: a tfds data dir whose "
-                    "downloads/manual holds them)."
+                    f"tfds prepares both splits at once, so it needs {' and '.join(MANUAL_FILES)} "
+                    "(from https://image-net.org/download-images, registration needed) in "
+                    f"{manual} even to evaluate (or pass --data-dir/data_dir: a tfds data dir "
+                    "whose downloads/manual holds them). To evaluate with the validation images "
+                    "only, sort them into folders named by synset (DIR/n01440764/*.JPEG, ...) "
+                    "and pass that folder as --data DIR."
                 )
         else:
             _check_reachable(builder, name)

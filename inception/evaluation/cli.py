@@ -93,8 +93,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from .evaluator import evaluate, format_table
+    from ..commands.checks import check_arguments
 
+    check_arguments(
+        models=args.model, weights=args.weights, image_size=args.image_size, data=args.data
+    )
     weights = None
     if args.ensemble_weights:
         try:
@@ -104,6 +107,8 @@ def main(argv=None) -> int:
             raise ValueError(
                 f"--ensemble-weights must be comma-separated numbers; got {got!r}."
             ) from None
+    from .evaluator import evaluate, format_table
+
     result = evaluate(
         args.model,
         args.data,

@@ -46,8 +46,17 @@ def run(workdir, trained: dict) -> dict:
     ensemble = Ensemble([saved, rebuilt])
     images = _images(trained["data_dir"], 2)
     predictions = predict(images, ensemble, top=3)
-    for p in predictions:
-        best = ", ".join(f"{x['class']} {100 * x['probability']:.1f}%" for x in p["predictions"])
-        print(f"{Path(p['input']).name}: {best}")
+    alone = predict(images, saved, top=3)
+    for p, q in zip(predictions, alone):
+        print(f"{Path(p['input']).name}: ensemble {_best(p)}; the saved model alone {_best(q)}")
+        if p["predictions"][0]["class"] != q["predictions"][0]["class"]:
+            raise RuntimeError(
+                f"the Ensemble of two copies of one model disagrees with the model on {p['input']}"
+            )
     results["predictions"] = predictions
+    results["member_predictions"] = alone
     return results
+
+
+def _best(result) -> str:
+    return ", ".join(f"{x['class']} {100 * x['probability']:.1f}%" for x in result["predictions"])

@@ -106,7 +106,8 @@ def evaluate(
         ``{"data", "split", "crops", "image_size", "num_images", "skipped", "seconds",
         "images_per_second", "micro_batch", "max_rss_mb", "models": [{"name", "weights",
         "num_images", "top1", "top5", "top1_error", "top5_error"}], "ensemble": {...} or None}``,
-        accuracies in percent.
+        accuracies in percent. ``top5`` and ``top5_error`` are ``None`` when the scores range over
+        5 classes or fewer (top-5 would be 100% whatever the model does).
     """
     from inception.data import load_source
 
@@ -137,8 +138,8 @@ def evaluate(
 
     total = source.num_examples if limit is None else min(int(limit), source.num_examples)
     eager = runner.eager_for(total)
-    counters = [TopK() for _ in members]
-    combined = TopK()
+    counters = [TopK(classes=size) for _ in members]  # top-5 of 5 classes or fewer: None
+    combined = TopK(classes=size)
     mode = {True: None, False: "none", None: None}.get(progress, progress)
     bar = Progress(total, "images", label="eval", mode=mode)
     start = time.perf_counter()
@@ -149,9 +150,10 @@ def evaluate(
             counter.update(p[None], target)
         combined.update(np.tensordot(mean_weights, probs, axes=1)[None], target)
         done += 1
-        bar.update(done)
+        bar.update(done, rate=runner.steady_rate())  # the measure of the final table
     seconds = time.perf_counter() - start
-    bar.close()
+    rate = runner.steady_rate() or done / max(seconds, 1e-9)
+    bar.close(rate=rate)
     if done == 0:
         raise ValueError(
             f"no image of {source.name} ({split}) could be decoded; nothing evaluated."
@@ -165,7 +167,7 @@ def evaluate(
         "num_images": done,
         "skipped": int(total - done) + int(getattr(source, "skipped", 0)),
         "seconds": seconds,
-        "images_per_second": runner.steady_rate() or done / max(seconds, 1e-9),
+        "images_per_second": rate,
         "micro_batch": runner.rows,
         "precision": used or "as built",
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -207,7 +209,14 @@ def format_table(result: dict) -> str:
     ]
     for label, r in rows:
         lines.append(
-            f"{label:<{width}}  {r['top1']:>6.2f}%  {r['top5']:>6.2f}%  "
-            f"{r['top1_error']:>8.2f}%  {r['top5_error']:>8.2f}%"
+            f"{label:<{width}}  {_percent(r['top1'], 7)}  {_percent(r['top5'], 7)}  "
+            f"{_percent(r['top1_error'], 9)}  {_percent(r['top5_error'], 9)}"
         )
+    if any(r.get("top5") is None for _, r in rows):
+        lines.append("(top-5: not measured with 5 classes or fewer, where it is always 100%)")
     return "\n".join(lines)
+
+
+def _percent(value, width: int) -> str:
+    """``value`` as ``12.34%`` right-aligned in ``width`` characters; ``-`` for ``None``."""
+    return f"{'-':>{width}}" if value is None else f"{value:>{width - 1}.2f}%"

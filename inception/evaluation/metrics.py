@@ -29,11 +29,20 @@ def label_ranks(probs, labels) -> np.ndarray:
 
 @dataclass
 class TopK:
-    """Running top-1 / top-5 counts over batches."""
+    """Running top-1 / top-5 counts over batches.
+
+    ``classes``: how many classes the scores range over, if known; top-k (k > 1) of ``classes``
+    <= k is 100% whatever the model does, so it is reported as ``None`` (not measured).
+    """
 
     ks: tuple[int, ...] = (1, 5)
     count: int = 0
     correct: dict[int, int] = field(default_factory=dict)
+    classes: int | None = None
+
+    def measures(self, k: int) -> bool:
+        """Whether top-``k`` says anything: ``False`` when ``k > 1`` covers every class."""
+        return k == 1 or self.classes is None or self.classes > k
 
     def update(self, probs, labels) -> None:
         ranks = label_ranks(probs, labels)
@@ -46,10 +55,12 @@ class TopK:
         return self.correct.get(k, 0) / self.count if self.count else 0.0
 
     def result(self) -> dict:
-        """``{"num_images", "top1", "top5", "top1_error", "top5_error"}`` in percent."""
+        """``{"num_images", "top1", "top5", "top1_error", "top5_error"}`` in percent; ``None``
+        for a top-k that covers every class (see ``measures``)."""
         out = {"num_images": self.count}
         for k in self.ks:
             acc = 100.0 * self.accuracy(k)
-            out[f"top{k}"] = acc
-            out[f"top{k}_error"] = 100.0 - acc if self.count else 0.0
+            measured = self.measures(k)
+            out[f"top{k}"] = acc if measured else None
+            out[f"top{k}_error"] = (100.0 - acc if self.count else 0.0) if measured else None
         return out

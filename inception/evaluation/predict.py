@@ -210,11 +210,22 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    from ..commands.checks import check_arguments, random_weights
+
+    models = args.model or args.ensemble
+    check_arguments(models=models, weights=args.weights, image_size=args.image_size)
     class_names = read_labels(args.labels_file) if args.labels_file else None
+    if random_weights(args.weights, models):
+        print(
+            "inception predict: --weights none: predicting with RANDOM weights (for smoke tests "
+            "only: the classes shown mean nothing)",
+            file=sys.stderr,
+            flush=True,
+        )
     num_classes = args.classes or (len(class_names) if class_names else None)
     results = predict(
         args.inputs,
-        args.model or args.ensemble,
+        models,
         weights=args.weights,
         top=args.top,
         crops=args.crops,

@@ -1,23 +1,24 @@
-"""Keras 3 builders for the Inception-v4 family."""
+"""Keras 3 builders for the Inception-v4 family.
 
-from .builders import InceptionResNetV1, InceptionResNetV2, InceptionV4
-from .info import ModelInfo, load_model, model_info, save_model, set_model_info
-from .layers import ConvBN, ResidualScale
-from .registry import ModelConfig, build, get_model_config, list_models
+Names load on first use: the registry and the architecture table (``registry``, ``networks``,
+``summary``) are read without Keras, so ``inception models`` and the argument checks of the
+commands answer before TensorFlow loads.
+"""
 
-__all__ = [
-    "InceptionV4",
-    "InceptionResNetV1",
-    "InceptionResNetV2",
-    "ConvBN",
-    "ResidualScale",
-    "ModelConfig",
-    "ModelInfo",
-    "build",
-    "get_model_config",
-    "list_models",
-    "model_info",
-    "set_model_info",
-    "save_model",
-    "load_model",
-]
+from .._imports import lazy_attributes
+
+_WHERE = {
+    "InceptionV4": "builders", "InceptionResNetV1": "builders", "InceptionResNetV2": "builders",
+    "ConvBN": "layers", "ResidualScale": "layers",
+    "ModelConfig": "registry", "build": "registry", "get_model_config": "registry",
+    "list_models": "registry",
+    "ModelInfo": "info", "model_info": "info", "set_model_info": "info", "save_model": "info",
+    "load_model": "info",
+}  # fmt: skip
+__all__ = list(_WHERE)
+
+__getattr__ = lazy_attributes(__name__, _WHERE)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -22,10 +22,10 @@ figures; slim's order is used everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from keras import layers
-
-from .layers import ConvBN, residual_sum
+if TYPE_CHECKING:  # the data half of this module is read without Keras (``models.summary``)
+    from .layers import ConvBN
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,8 @@ def reduction_b_resnet(w):
 
 def apply(x, op, scope: str, unit: ConvBN):
     """Applies one op under ``scope`` with the conv-BN ``unit``; returns the output tensor."""
+    from keras import layers
+
     name = f"{scope}.{op.name}" if scope and hasattr(op, "name") else getattr(op, "name", "")
     if isinstance(op, Conv):
         return unit(x, op.filters, op.kernel, name, op.strides, op.padding)
@@ -237,6 +239,8 @@ def sequence(x, ops, scope: str, unit: ConvBN):
 
 def branches(x, name: str, spec, unit: ConvBN):
     """Applies each branch of ``spec`` to ``x`` and concatenates them: a "filter concat"."""
+    from keras import layers
+
     outs = [sequence(x, ops, f"{name}.Branch_{i}", unit) for i, ops in enumerate(spec)]
     return layers.Concatenate(name=f"{name}.Concat")(outs)
 
@@ -244,6 +248,10 @@ def branches(x, name: str, spec, unit: ConvBN):
 def residual(x, name: str, spec, scale: float, unit: ConvBN, activation=True):
     """The Inception-ResNet pattern: filter concat -> linear 1x1 conv (bias, no BN) back to the
     input width -> ``x + scale * branch`` -> ReLU. No BN after the sum (Section 3.2)."""
+    from keras import layers
+
+    from .layers import residual_sum
+
     mixed = branches(x, name, spec, unit)
     up = unit.conv(
         mixed, x.shape[-1], 1, f"{name}.Conv2d_1x1", use_bias=True, init="glorot_uniform"
@@ -258,6 +266,8 @@ def residual(x, name: str, spec, scale: float, unit: ConvBN, activation=True):
 def aux_head(x, classes, activation, unit: ConvBN):
     """The auxiliary classifier on the 17x17 grid (training only): 5x5/3 avg pool -> 1x1 conv 128
     -> conv 768 over the whole remaining grid (5x5 at 299) -> fully connected."""
+    from keras import layers
+
     if x.shape[1] is None or x.shape[2] is None:
         raise ValueError(
             "aux_logits=True needs a fixed input size (its 768-filter conv spans the whole grid): "
@@ -275,6 +285,8 @@ def aux_head(x, classes, activation, unit: ConvBN):
 
 def classifier(x, classes, dropout_rate, activation, unit: ConvBN):
     """Average pool over the final grid -> dropout (keep 0.8 in the paper) -> fully connected."""
+    from keras import layers
+
     x = layers.GlobalAveragePooling2D(name="Logits.AvgPool_1a")(x)
     x = layers.Dropout(dropout_rate, name="Logits.Dropout")(x)
     return layers.Dense(

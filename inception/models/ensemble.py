@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ..preprocessing import SCALES
+from ..preprocessing import SCALES, Preprocessing
 from . import labels as lb
 from .info import ModelInfo, model_info, set_model_info
 
@@ -54,6 +54,8 @@ class AlignLabels(layers.Layer):
     """Maps one member's output onto the common classes as probabilities: keeps the columns
     ``indices`` (or drops the first ``offset``), then applies softmax (when the member returns
     logits) or renormalises the kept probabilities to sum 1."""
+
+    returns_probabilities = True  # read by ``member_returns_logits``: a nested Ensemble
 
     def __init__(self, offset: int = 0, from_logits: bool = False, indices=None, **kwargs):
         super().__init__(**kwargs)
@@ -82,6 +84,8 @@ class AlignLabels(layers.Layer):
 @keras.saving.register_keras_serializable(package="inception")
 class WeightedMean(layers.Layer):
     """``sum_i w_i x_i`` over a list of equally shaped tensors; ``weights`` sum to 1."""
+
+    returns_probabilities = True
 
     def __init__(self, weights: Sequence[float] = (), **kwargs):
         super().__init__(**kwargs)
@@ -132,6 +136,8 @@ def member_num_classes(model) -> int:
 def member_returns_logits(model) -> bool:
     """True unless the member's output layer ends in a softmax."""
     layer = _main_output(model)._keras_history.operation
+    if getattr(layer, "returns_probabilities", False):  # an Ensemble's own output
+        return False
     activation = getattr(layer, "activation", None)
     if activation is None:
         name = type(layer).__name__
@@ -174,6 +180,12 @@ def label_columns(members, num_classes=None, label_offsets=None):
         else:
             out.append(lb.columns(info, width, space, size, f"member {m.name!r}"))
     return space, size, out
+
+
+def own_preprocessing(first: Preprocessing, input_size: int | None) -> Preprocessing:
+    """What an Ensemble's caller does to an image: the first member's crop at the ensemble's input
+    size, and no scaling: the ensemble takes [0, 255] pixels and scales per member inside."""
+    return first.replace(input_size=input_size or first.input_size, scale="none")
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -281,10 +293,9 @@ class Ensemble(keras.Model):
         self.member_interpolation = interp
         self.num_classes = len(indices[0])
         self.image_size = tuple(input_shape[:2])
-        first = infos[0].preprocessing
         set_model_info(self, ModelInfo(
             class_names=space,
-            preprocessing=first.replace(input_size=self.image_size[0] or first.input_size),
+            preprocessing=own_preprocessing(infos[0].preprocessing, self.image_size[0]),
             weights="ensemble of " + ", ".join(i.weights or m.name for i, m in zip(infos, members)),
         ))  # fmt: skip
 

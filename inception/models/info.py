@@ -177,4 +177,11 @@ def load_model(path, *, compile: bool = False):
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{path} is not a loadable Keras model: {first}") from None
     info = read_info(path)
-    return set_model_info(model, info) if info is not None else model
+    if info is None:
+        return model
+    own = getattr(model, "_inception_info", None)
+    if isinstance(own, ModelInfo):
+        # A model that describes its own input as it is rebuilt (an ``Ensemble`` scales per
+        # member inside) keeps that description: files written before it did carry a stale one.
+        info = info.replace(preprocessing=own.preprocessing)
+    return set_model_info(model, info)

@@ -11,12 +11,12 @@ output strides 4, 8, 16 and 32 (``features_only``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from . import blocks as blk
-from .layers import DEFAULT_CONV_BN, ConvBN
+
+if TYPE_CHECKING:
+    from .layers import ConvBN
 
 MIN_INPUT_SIZE = 75  # five valid 3x3/2 reductions, two valid 3x3s: 75 -> 37 -> 35 -> 17 -> 7 -> 3
 MIN_INPUT_SIZE_AUX = 107  # the auxiliary head's 5x5/3 pool needs a 17x17 grid of at least 5x5
@@ -108,7 +108,19 @@ def block_names(arch: Arch, stage: str, count: int) -> list[str]:
     return [f"Mixed_{row}{chr(ord('b') + i)}" for i in range(count)]
 
 
-def features(x, arch: Arch, unit: ConvBN = DEFAULT_CONV_BN, residual_scale=None):
+def stage_blocks(arch: Arch) -> tuple:
+    """``(stage, block spec)`` after the stem, in order: A, Reduction-A, B, Reduction-B, C."""
+    w = arch.widths
+    return (
+        ("a", blk.inception_resnet_a(w["a"]) if w else blk.inception_a()),
+        ("reduction_a", blk.reduction_a(*arch.reduction_a)),
+        ("b", blk.inception_resnet_b(w["b"]) if w else blk.inception_b(arch.paper)),
+        ("reduction_b", blk.reduction_b_resnet(w["reduction_b"]) if w else blk.reduction_b()),
+        ("c", blk.inception_resnet_c(w["c"]) if w else blk.inception_c(arch.paper)),
+    )
+
+
+def features(x, arch: Arch, unit: ConvBN | None = None, residual_scale=None):
     """Fig. 9 / Fig. 15: stem, N x A, Reduction-A, N x B, Reduction-B, N x C.
 
     Returns ``(final feature map, end points)``: ``end points`` maps the name of every stem op
@@ -116,18 +128,15 @@ def features(x, arch: Arch, unit: ConvBN = DEFAULT_CONV_BN, residual_scale=None)
     """
     if residual_scale is not None and not arch.residual:
         raise ValueError("Inception-v4 has no residual connections: residual_scale does not apply.")
+    if unit is None:
+        from .layers import DEFAULT_CONV_BN
+
+        unit = DEFAULT_CONV_BN
     scales = _scales(arch.scales, residual_scale) if arch.residual else None
     points = {}
     for op in arch.stem:
         x = points[op.name] = blk.apply(x, op, "", unit)
-    w = arch.widths
-    stages = (
-        ("a", blk.inception_resnet_a(w["a"]) if w else blk.inception_a()),
-        ("reduction_a", blk.reduction_a(*arch.reduction_a)),
-        ("b", blk.inception_resnet_b(w["b"]) if w else blk.inception_b(arch.paper)),
-        ("reduction_b", blk.reduction_b_resnet(w["reduction_b"]) if w else blk.reduction_b()),
-        ("c", blk.inception_resnet_c(w["c"]) if w else blk.inception_c(arch.paper)),
-    )
+    stages = stage_blocks(arch)
     repeats = dict(zip("abc", arch.repeats))
     for stage, spec in stages:
         if stage.startswith("reduction"):
@@ -180,6 +189,11 @@ def build_network(
 ):
     """One network of ``ARCHS`` with the keras.applications surface (inputs, top, pooling) or,
     with ``features_only``, a model whose outputs are the end points at strides 4, 8, 16, 32."""
+    import keras
+    from keras import layers
+
+    from .layers import DEFAULT_CONV_BN, ConvBN
+
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             "inception models are built channels_last; call "
@@ -221,6 +235,9 @@ def build_network(
 
 
 def _inputs(input_tensor, input_shape, include_top, aux_logits):
+    import keras
+    from keras import layers
+
     if input_shape is None and input_tensor is None:
         input_shape = (299, 299, 3) if include_top else (None, None, 3)
     if input_shape is not None:

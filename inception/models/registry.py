@@ -4,10 +4,15 @@ Variants come from the architecture table (``networks.ARCHS``), released accurac
 preprocessing of released checkpoints from the weights manifest (``weights/manifest.json``); what
 is here is only what belongs to the network itself. ``paper_top1``/``paper_top5`` are Table 2 of
 the paper (ILSVRC-2012 validation, single crop, 100 minus its error rates), in percent.
+
+The registry is read without Keras (names, defaults, variants, minimum input size): the commands
+check their arguments with it before TensorFlow loads. An entry gets its builder when
+``inception.models.builders`` is imported, which ``build`` does on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,12 +70,15 @@ def register_model(name: str):
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    """The registered model names (known without Keras: every builder registers one of them)."""
+    return sorted(_CONFIGS)
 
 
 def get_model_config(name: str) -> ModelConfig:
+    """The entry of ``name`` (with its builder once ``inception.models.builders`` is loaded);
+    ``ValueError`` for a name that is not registered. Does not import Keras."""
     try:
-        return _REGISTRY[name]
+        return _REGISTRY.get(name) or _CONFIGS[name]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown model {name!r}; registered models: {', '.join(list_models())}."
@@ -86,4 +94,6 @@ def build(name: str, **kwargs):
     ``conv_bn``).
     """
     kwargs.setdefault("weights", None)
-    return get_model_config(name).builder(**kwargs)
+    get_model_config(name)  # an unknown name fails before Keras loads
+    importlib.import_module(f"{__package__}.builders")  # registers the builders (imports Keras)
+    return _REGISTRY[name].builder(**kwargs)

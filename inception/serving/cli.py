@@ -1,7 +1,8 @@
 """The serving commands: ``inception export`` (SavedModels for TensorFlow Serving) and
 ``inception serve`` (the command line of ``ModelServer``: TF-Serving's flags where they exist,
 plus this server's limits, with graceful shutdown on SIGTERM/SIGINT). Both parse their
-arguments before TensorFlow is loaded."""
+arguments before TensorFlow is loaded; ``inception serve`` also checks its ports and base paths
+first."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import signal
 import sys
 import time
 
+from ..errors import UsageError
 from .batching import BatchingParameters
-from .repository import ModelSpec, parse_model_config
+from .repository import ModelSpec, parse_model_config, saved_model_base_error
 from .server import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_LARGE_REQUESTS,
@@ -22,8 +24,10 @@ from .server import (
     DEFAULT_READ_TIMEOUT,
     LARGE_REQUEST_BYTES,
     ModelServer,
+    port_problem,
 )
 
+PORT_SPELLINGS = {"REST": ("--rest-port", "--rest_api_port"), "gRPC": ("--grpc-port", "--port")}
 BATCHING_FLAGS = (
     "max_batch_size",
     "batch_timeout_micros",
@@ -121,7 +125,26 @@ def parse_serve_args(argv):
         default=30.0,
         help="on SIGTERM: time queued work gets to run; the rest is answered UNAVAILABLE (30 s)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args.port_flags = {  # the spelling given, for messages
+        api: next((f for f in names for a in given if a == f or a.startswith(f + "=")), names[0])
+        for api, names in PORT_SPELLINGS.items()
+    }
+    return args
+
+
+def check_ports(args) -> None:
+    """Refuses, in one line, a port that another program holds: before any model loads."""
+    flags = args.port_flags
+    if args.rest_port and args.rest_port == args.grpc_port:
+        raise UsageError(
+            f"{flags['REST']} and {flags['gRPC']} are both {args.rest_port}; give each its own port"
+        )
+    for api, port in (("REST", args.rest_port), ("gRPC", args.grpc_port)):
+        problem = port_problem(args.host, port, api, flags[api])
+        if problem:
+            raise UsageError(problem)
 
 
 def batching_parameters(args) -> BatchingParameters:
@@ -162,6 +185,10 @@ def build_server(args) -> ModelServer:
                     "the DIR/NAME folder of `inception export --out DIR --name NAME` (a relative "
                     "base_path is read from the config file's folder)."
                 )
+            what = f"model {spec.name!r} of {args.model_config_file}: base_path"
+            error = saved_model_base_error(spec.base_path, what)
+            if error:
+                raise UsageError(error)
     else:
         base = os.path.abspath(args.model_base_path)
         if not os.path.isdir(base):
@@ -169,9 +196,12 @@ def build_server(args) -> ModelServer:
                 f"--model-base-path {args.model_base_path} does not exist; it should hold version "
                 "folders written by `inception export --out DIR --name NAME` (DIR/NAME)."
             )
+        error = saved_model_base_error(args.model_base_path, "--model-base-path")
+        if error:
+            raise UsageError(error)
         name = args.model_name or os.path.basename(base.rstrip(os.sep))
         specs = [ModelSpec(name, base, args.version_policy)]
-    return ModelServer(
+    server = ModelServer(
         specs,
         batching_parameters(args),
         host=args.host,
@@ -185,6 +215,8 @@ def build_server(args) -> ModelServer:
         enable_batching=not args.no_batching,
         grace_seconds=args.grace_seconds,
     )
+    server.port_flags = dict(getattr(args, "port_flags", server.port_flags))
+    return server
 
 
 async def serve(server: ModelServer) -> None:
@@ -223,6 +255,7 @@ def serve_main(argv=None) -> int:
     (the interpreter's teardown of TensorFlow takes seconds and has nothing left to save)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_serve_args(argv)
+    check_ports(args)  # before the model config (and TensorFlow) is read
     server = build_server(args)
     asyncio.run(serve(server))
     logging.shutdown()
@@ -295,6 +328,9 @@ def export_main(argv=None) -> int:
     """``inception export``: checks every argument before building anything (building takes
     a while), then writes the SavedModel."""
     args = parse_export_args(argv)
+    from inception.commands.checks import check_arguments
+
+    check_arguments(models=args.model, weights=args.weights, image_size=args.image_size)
     from inception.models.members import check_entry, per_member, resolve_all, split_list
 
     from .export import class_names_for, export_saved_model, say, version_dir

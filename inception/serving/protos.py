@@ -27,9 +27,10 @@ def status_response(model, version=None, label=None):
         if not versions:
             raise not_found(f"Servable not found for request: Specific({model.name}, {version})")
     if not versions:
+        why = f" ({model.problem})" if model.problem else ""
         raise not_found(
             f"Servable not found for request: Latest({model.name}): no version is "
-            f"loaded from {model.base}."
+            f"loaded from {model.base}{why}."
         )
     for number, v in versions:
         entry = response.model_version_status.add()

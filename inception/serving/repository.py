@@ -5,7 +5,9 @@ source does.
 ``BASE/NAME/<integer>/saved_model.pb`` is one version. Folders with other names (such as the
 ``.tmp-*`` staging folders of ``inception export``) are ignored. A version that fails to load is
 reported (state END with the error) and the versions already loaded keep serving; it is tried
-again when its ``saved_model.pb`` changes.
+again when its ``saved_model.pb`` changes. A model with no version to serve says why (a warning,
+``ServedModel.problem``): no numbered folders, a base path that is itself a SavedModel, or every
+version failed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,30 @@ log = logging.getLogger("inception.serving")
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 100
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+
+def saved_model_file(folder) -> str:
+    """The SavedModel file that ``folder`` holds (``saved_model.pb`` or ``.pbtxt``), or ''."""
+    for name in SAVED_MODEL_FILES:
+        if os.path.isfile(os.path.join(folder, name)):
+            return name
+    return ""
+
+
+def saved_model_base_error(base, what: str) -> str:
+    """Why ``base`` is no model base path when it is a SavedModel itself (a version folder such
+    as ``DIR/NAME/1``), naming the parent to use instead; '' otherwise. ``what`` says where
+    the path was given (``--model-base-path``, a config file's ``base_path``)."""
+    found = saved_model_file(base)
+    if not found:
+        return ""
+    base = str(base)
+    parent = os.path.dirname(os.path.normpath(base)) or os.path.dirname(os.path.abspath(base))
+    return (
+        f"{what} {base} is a SavedModel (it holds {found}), not a model base path: use its "
+        f"parent {parent}, whose numbered sub-folders (1, 2, ...) are the versions."
+    )
 
 
 @dataclass
@@ -172,6 +198,7 @@ class ServedModel:
         self.name = spec.name
         self.base = Path(spec.base_path)
         self.versions: dict[int, Version] = {}
+        self.problem = ""  # why no version can be served, after a scan that found none
         self._lock = threading.Lock()
 
     def on_disk(self) -> dict[int, Path]:
@@ -190,10 +217,31 @@ class ServedModel:
             numbers = [n for n in numbers if n in self.spec.versions]
         return {n: found[n] for n in numbers}
 
+    def scan_problem(self, found: dict[int, Path], wanted: dict[int, Path]) -> str:
+        """Why a scan (``found`` on disk, ``wanted`` by the policy) gives no version, or ''."""
+        if wanted:
+            return ""
+        if not self.base.is_dir():
+            return f"the model base path {self.base} does not exist or is not a folder"
+        error = saved_model_base_error(self.base, "the model base path")
+        if error:
+            return error
+        if not found:
+            names = sorted(entry.name for entry in self.base.iterdir())
+            held = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            return f"no numeric version folders (1, 2, ...) under {self.base} " + (
+                f"(it holds {held})" if names else "(it is empty)"
+            )
+        return (
+            f"the version policy asks for versions {list(self.spec.versions)}; {self.base} has "
+            f"{sorted(found)}"
+        )
+
     def refresh(self) -> list[Version]:
         """Loads new versions, retries changed broken ones, and returns the versions that
         left disk (or the policy), now UNLOADING, for the caller to drain."""
-        wanted = self.wanted(self.on_disk())
+        found = self.on_disk()
+        wanted = self.wanted(found)
         for number, path in sorted(wanted.items()):
             pb = path / "saved_model.pb"
             stamp = pb.stat().st_mtime if pb.is_file() else -1.0
@@ -207,7 +255,7 @@ class ServedModel:
             started = time.monotonic()
             try:
                 if stamp < 0:
-                    raise FileNotFoundError(f"{pb} does not exist")
+                    raise FileNotFoundError(f"version folder {path} has no saved_model.pb")
                 version.load()
             except Exception as exc:  # a broken version must not stop serving
                 version.state, version.error = "END", f"{type(exc).__name__}: {exc}"[:2000]
@@ -232,7 +280,20 @@ class ServedModel:
                     if version.state == "AVAILABLE":
                         version.state = "UNLOADING"
                         gone.append(version)
+        self._note_problem(found, wanted)
         return gone
+
+    def _note_problem(self, found: dict[int, Path], wanted: dict[int, Path]) -> None:
+        """Sets ``problem`` (why nothing can be served) and logs it when it changes."""
+        problem = self.scan_problem(found, wanted)
+        if not problem and not self.available():
+            version = self.versions.get(max(wanted))
+            if version is not None and version.state == "END":
+                problem = f"every version failed to load (version {version.number}: "
+                problem += f"{version.error})"
+        if problem and problem != self.problem:
+            log.warning("model %s has no version to serve: %s", self.name, problem)
+        self.problem = problem
 
     def available(self) -> list[int]:
         return sorted(n for n, v in self.versions.items() if v.state == "AVAILABLE")
@@ -249,8 +310,10 @@ class ServedModel:
         if version is None:
             numbers = self.available()
             if not numbers:
+                why = f" ({self.problem})" if self.problem else ""
                 raise not_found(
-                    f"Servable not found for request: Latest({self.name}): no version is available."
+                    f"Servable not found for request: Latest({self.name}): no version is "
+                    f"available{why}."
                 )
             return self.versions[numbers[-1]]
         found = self.versions.get(int(version))

@@ -21,18 +21,21 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..errors import UsageError
 from . import codec
 from .batching import Batcher, BatchingParameters
 from .errors import from_tensorflow, invalid, not_found, unavailable
 from .metrics import Metrics
-from .repository import ModelSpec, ServedModel, Signature, Version
+from .repository import ModelSpec, ServedModel, Signature, Version, saved_model_base_error
 
 log = logging.getLogger("inception.serving")
 
@@ -44,6 +47,37 @@ DEFAULT_READ_TIMEOUT = 30.0
 LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this take a turn (--max-large-requests)
 SMALL_REQUEST_BYTES = 64 * 1024  # bodies up to this are parsed on the event loop
 MEDIUM_PARSE_THREADS = 2  # parse the bodies in between
+PORT_FLAGS = {"REST": "--rest-port", "gRPC": "--grpc-port"}
+
+
+def port_problem(host: str, port: int, api: str, flag: str) -> str:
+    """Why ``api`` (REST, gRPC) cannot listen on ``host:port``, or '' when it can (port 0:
+    any free one). Binds a throw-away socket as the servers do (``SO_REUSEADDR``, so a port
+    left in TIME_WAIT counts as free), on every address ``host`` names."""
+    if not port:
+        return ""
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"--host {host}: cannot listen there ({exc})"
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return port_in_use(api, port, flag)
+            return f"cannot listen for {api} on {host}:{port} ({flag}, --host): {exc.strerror}"
+    return ""
+
+
+def port_in_use(api: str, port: int, flag: str) -> str:
+    return f"{api} port {port} is in use ({flag}); stop what holds it or choose another port"
 
 
 class _MemoryTrim:
@@ -119,6 +153,7 @@ class ModelServer:
         self.draining = False
         self.deadline: float | None = None  # time.monotonic() when shutdown must be done
         self.trim = _MemoryTrim()
+        self.port_flags = dict(PORT_FLAGS)  # named when a port cannot be bound
         self._active = 0
         self._started = False
 
@@ -131,14 +166,17 @@ class ModelServer:
 
     async def start(self) -> None:
         """Loads the models, then listens (the ports are known afterwards, also for port 0)."""
-        from . import grpc_api, rest
-
         for model in self.models.values():
             if not model.base.is_dir():
                 raise FileNotFoundError(
                     f"model base path {model.base} does not exist; export a model there first "
                     "(inception export --out DIR --name NAME ...) and pass DIR/NAME."
                 )
+            error = saved_model_base_error(model.base, f"model {model.name!r}: base path")
+            if error:
+                raise UsageError(error)
+        from . import grpc_api, rest  # TensorFlow
+
         self.loop = asyncio.get_running_loop()
         threads = self.params.num_batch_threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inception-model")
@@ -156,8 +194,17 @@ class ModelServer:
         await self.refresh()
         self._poller = asyncio.ensure_future(self._poll())
         self._trimmer = asyncio.ensure_future(self._trim_memory())
-        self._runner, self.rest_port = await rest.start(self, self.host, self.rest_port)
-        self._grpc, self.grpc_port = await grpc_api.start(self, self.host, self.grpc_port)
+        self._runner = self._grpc = None
+        try:
+            self._runner, self.rest_port = await rest.start(self, self.host, self.rest_port)
+        except OSError as exc:  # taken since cli.py checked it
+            await self._abandon()
+            raise self._bind_error("REST", self.rest_port, exc) from None
+        try:
+            self._grpc, self.grpc_port = await grpc_api.start(self, self.host, self.grpc_port)
+        except (OSError, RuntimeError) as exc:  # grpc says RuntimeError("Failed to bind ...")
+            await self._abandon()
+            raise self._bind_error("gRPC", self.grpc_port, exc) from None
         self._started = True
         log.info(
             "serving %s: REST on %s:%d, gRPC on %s:%d",
@@ -167,6 +214,25 @@ class ModelServer:
             self.host,
             self.grpc_port,
         )
+
+    def _bind_error(self, api: str, port: int, exc: Exception) -> UsageError:
+        """One line for a port that could not be bound."""
+        flag = self.port_flags[api]
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            return UsageError(port_in_use(api, port, flag))
+        problem = port_problem(self.host, port, api, flag)  # gRPC's error does not say why
+        return UsageError(
+            problem or f"cannot listen for {api} on {self.host}:{port} ({flag}): {exc}"
+        )
+
+    async def _abandon(self) -> None:
+        """Undoes a start that could not listen: the tasks, the REST app and the threads."""
+        self._poller.cancel()
+        self._trimmer.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for pool in (self._executor, self._loader, self._parser, self._medium):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful shutdown within ``grace`` seconds: stops accepting (new requests on open
@@ -386,13 +452,20 @@ class ModelServer:
             self.trim.note()
 
     def healthy(self) -> tuple[bool, dict]:
-        """Ready when not shutting down and every model has an available version."""
+        """Ready when not shutting down and every model has an available version; else
+        "draining", "loading", or "unavailable" with ``errors``: why a model has no version."""
         models = {name: m.available() for name, m in self.models.items()}
         ok = not self.draining and all(models.values())
-        return ok, {
-            "status": "ok" if ok else ("draining" if self.draining else "loading"),
-            "models": {k: [str(n) for n in v] for k, v in models.items()},
-        }
+        # a model with no version to serve says why (until one comes): not just loading
+        problems = {k: self.models[k].problem for k, v in models.items() if not v}
+        problems = {k: v for k, v in problems.items() if v}
+        status = "ok" if ok else "draining" if self.draining else "loading"
+        if status == "loading" and problems:
+            status = "unavailable"
+        body = {"status": status, "models": {k: [str(n) for n in v] for k, v in models.items()}}
+        if problems:
+            body["errors"] = problems
+        return ok, body
 
 
 class ServerThread:

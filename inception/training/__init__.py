@@ -10,7 +10,8 @@ from .._imports import lazy_attributes
 
 _WHERE = {
     "train": "loop",
-    "TrainingDivergedError": "callbacks",
+    "TrainingDivergedError": "callbacks", "TrainingInterrupted": "callbacks",
+    "DiskFullError": "checkpoints",
     "Recipe": "config", "load_recipe": "config", "recipe_names": "config",
     "LinearWarmup": "objectives", "SparseSmoothedCrossEntropy": "objectives",
     "TopKAccuracy": "objectives", "paper_schedule": "objectives",

@@ -92,6 +92,21 @@ class StopOnDivergence(StepCallback):
             raise diverged(f"loss became {loss}", self.step, self.checkpoints)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a run; its message says the step reached and the step a rerun
+    resumes from (the newest checkpoint's)."""
+
+    def __init__(self, step: int | None, checkpoints: Checkpoints):
+        saved = checkpoints.steps()
+        resume = saved[-1] if saved else 0
+        step = resume if step is None else int(step)  # None: before the run got to its start
+        note = "" if saved else " (no checkpoint was saved yet)"
+        super().__init__(
+            f"interrupted at step {step}; rerun the same command to resume from step {resume}{note}"
+        )
+        self.step, self.resume_step = step, resume
+
+
 def diverged(what: str, step: int, checkpoints: Checkpoints) -> TrainingDivergedError:
     latest = checkpoints.latest()
     return TrainingDivergedError(

@@ -6,20 +6,100 @@ counter, RMSProp slots, moving averages of the weights (and the loss scale under
 checkpoint is written under a temporary name, flushed to disk and renamed, so a crash or
 ``kill -9`` leaves either the previous checkpoint or the new one, never half a file. The newest
 ``keep`` checkpoints are kept.
+
+A full disk: h5py cannot be trusted to fail cleanly when a write runs out of space (it may crash
+the process after the error), so the free space is checked against the size the file will have
+before anything is written, and a write that fails anyway (``OSError``) has its partial file
+removed; both end in one :class:`DiskFullError` that names the folder, the step and the last
+good checkpoint. :func:`guarded_write` does the same for the final ``model.keras``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import keras
+import numpy as np
 
 from inception.errors import UsageError
 
 _NAME = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+MIB = 1 << 20
+SLACK = 1.1  # file size over the raw bytes of the variables (HDF5 / zip metadata)
+MARGIN = 16 * MIB  # left free besides
+
+
+class DiskFullError(RuntimeError):
+    """A checkpoint or the trained model could not be written (no space, or a write error);
+    the partial file is removed and the last good checkpoint left as it was."""
+
+
+def variables_bytes(variables) -> int:
+    """Bytes of the values of ``variables`` (what a ``.weights.h5`` / ``.keras`` file holds,
+    without its metadata)."""
+    total = 0
+    for v in variables:
+        count = 1
+        for dim in v.shape:
+            count *= int(dim)
+        total += count * _itemsize(v.dtype)
+    return total
+
+
+def _itemsize(dtype) -> int:
+    name = keras.backend.standardize_dtype(dtype)
+    return 2 if name == "bfloat16" else np.dtype(name).itemsize
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        m in text for m in ("No space left", "errno = 28", "Disk quota exceeded")
+    )
+
+
+def guarded_write(
+    path, write: Callable[[], object], needed: int, what: str, latest: Path | None
+) -> None:
+    """Runs ``write()`` (which writes ``path``) if the folder of ``path`` has ``needed`` bytes
+    free (with some slack); removes ``path`` if the write fails. Raises :class:`DiskFullError`
+    naming ``what`` (e.g. "the checkpoint of step 20") and the ``latest`` good checkpoint."""
+    path = Path(path)
+    folder = path.parent
+    last = f"the last good checkpoint is {latest}" if latest else "no checkpoint was saved yet"
+    want = int(needed * SLACK) + MARGIN
+    free = shutil.disk_usage(folder).free
+    if free < want:
+        raise DiskFullError(
+            f"not enough free space in {folder} to write {what} (about {_mib(want)} needed, "
+            f"{_mib(free)} free); nothing was written and {last}: free some space (or keep fewer "
+            "checkpoints with --keep-checkpoints N, or use a --model-dir on another disk), then "
+            "rerun the same command to resume."
+        )
+    try:
+        write()
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        cause = "the disk is full" if _is_disk_full(exc) else f"the write failed ({first})"
+        raise DiskFullError(
+            f"could not write {what} to {folder}: {cause}; the partial file was removed and "
+            f"{last}: free some space (or keep fewer checkpoints with --keep-checkpoints N, or "
+            "use a --model-dir on another disk), then rerun the same command to resume."
+        ) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _mib(n: int) -> str:
+    return f"{n / MIB:.0f} MiB" if n >= 10 * MIB else f"{n / MIB:.1f} MiB"
 
 
 class Checkpoints:
@@ -43,18 +123,33 @@ class Checkpoints:
         steps = self.steps()
         return self.path(steps[-1]) if steps else None
 
+    def size_estimate(self, model) -> int:
+        """Bytes a checkpoint of ``model`` takes: the newest checkpoint's size, or the bytes of
+        the model's and the optimizer's variables when there is none yet."""
+        optimizer = getattr(model, "optimizer", None)
+        variables = list(model.weights) + (list(optimizer.variables) if optimizer else [])
+        latest = self.latest()
+        previous = latest.stat().st_size if latest is not None and latest.exists() else 0
+        return max(previous, variables_bytes(variables))
+
     def save(self, model, step: int) -> Path | None:
-        """Writes ``model`` (with its optimizer) as the checkpoint of ``step``."""
+        """Writes ``model`` (with its optimizer) as the checkpoint of ``step``; raises
+        :class:`DiskFullError` (nothing left behind) when the disk cannot hold it."""
         if not self.writer:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.path(step)
         partial = self.folder / f"partial-{os.getpid()}.weights.h5"
-        model.save_weights(partial)
-        with h5py.File(partial, "a") as f:
-            f.attrs["step"] = int(step)
-        with open(partial, "rb") as f:
-            os.fsync(f.fileno())
+
+        def write():
+            model.save_weights(partial)
+            with h5py.File(partial, "a") as f:
+                f.attrs["step"] = int(step)
+            with open(partial, "rb") as f:
+                os.fsync(f.fileno())
+
+        guarded_write(partial, write, self.size_estimate(model),
+                      f"the checkpoint of step {int(step)}", self.latest())  # fmt: skip
         os.replace(partial, final)
         for old in self.steps()[: -self.keep]:
             self.path(old).unlink(missing_ok=True)

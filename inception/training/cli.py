@@ -12,7 +12,8 @@ from .config import PRECISIONS, STRATEGIES, recipe_names
 
 EPILOG = """\
 The backend is Keras': KERAS_BACKEND=tensorflow (default) or KERAS_BACKEND=jax.
-Rerunning the same command resumes from the newest checkpoint in --model-dir.
+Rerunning the same command resumes from the newest checkpoint in --model-dir (Ctrl-C says
+from which step).
 The model directory gets checkpoints/, logs/ (tensorboard --logdir DIR/logs), metrics.jsonl,
 config.json, and at the end model.keras, model.weights.h5 and eval.json. See docs/training.md.
 """
@@ -91,6 +92,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="steps between checkpoints (default: the recipe's, 1000)",
     )
     p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        metavar="N",
+        help="keep the newest N checkpoints, deleting older ones (default: the recipe's "
+        "keep_checkpoints, 5; 1 saves the most disk)",
+    )
+    p.add_argument(
         "--validate-every",
         type=int,
         help="steps between validations, rounded to a multiple of --checkpoint-every "
@@ -109,7 +117,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from .callbacks import TrainingDivergedError
+    from inception.commands.checks import check_arguments
+
+    check_arguments(models=[args.model], image_size=args.image_size, data=args.data, files=False)
+    from .callbacks import TrainingDivergedError, TrainingInterrupted
+    from .checkpoints import DiskFullError
     from .loop import train
 
     try:
@@ -132,11 +144,19 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             validate_every=args.validate_every,
             log_every=args.log_every,
+            keep_checkpoints=args.keep_checkpoints,
             verbose=0 if args.quiet else 1,
         )
-    except TrainingDivergedError as exc:
+    except (TrainingDivergedError, DiskFullError) as exc:
         print(f"inception train: {exc}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as exc:
+        print(f"inception train: {exc}", file=sys.stderr, flush=True)
+        return 130
+    except KeyboardInterrupt:
+        print("inception train: interrupted before training started; rerun the same command "
+              "to start it", file=sys.stderr, flush=True)  # fmt: skip
+        return 130
     keys = ("steps", "resumed_from", "backend", "replicas", "metrics", "keras_model", "weights")
     print(json.dumps({k: result.get(k) for k in keys}, default=str))
     return 0

@@ -66,8 +66,8 @@ def run(workdir: pathlib.Path) -> dict:
     metrics = result["metrics"]
     print(
         f"evaluation of the averaged weights on {metrics['num_images']} validation images: "
-        f"top-1 {metrics['top1']:.1f}% (chance {100 / len(CLASSES):.0f}%), "
-        f"top-5 {metrics['top5']:.1f}%"
+        f"top-1 {metrics['top1']:.1f}% (chance {100 / len(CLASSES):.0f}%)"
+        + ("" if metrics["top5"] is None else f", top-5 {metrics['top5']:.1f}%")
     )
     return {
         "data_dir": os.fspath(data_dir),

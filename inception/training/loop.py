@@ -30,14 +30,17 @@ from .callbacks import (
     StopAtStep,
     StopOnDivergence,
     TrainingDivergedError,
+    TrainingInterrupted,
     truncate_metrics,
 )
-from .checkpoints import Checkpoints
+from .checkpoints import Checkpoints, DiskFullError, guarded_write, variables_bytes
 from .config import Recipe, load_recipe
 from .plan import Plan, make_plan, notice
 from .progress import Progress
 
-__all__ = ["train", "TrainingDivergedError"]
+__all__ = ["train", "TrainingDivergedError", "TrainingInterrupted", "DiskFullError"]
+
+SKIPPED_FILES = "skipped_files.txt"  # in the model directory: every file the sources skipped
 
 
 def _build(plan: Plan, rt: backend.Runtime):
@@ -143,6 +146,8 @@ def _fit(plan: Plan, rt: backend.Runtime, net, start: int, checkpoints, verbose:
             shuffle=False,  # the input pipeline shuffles
             verbose=0,
         )
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(callbacks[-1].step, checkpoints) from None  # StopAtStep's
     finally:
         if progress is not None:
             progress.done.set()
@@ -177,8 +182,12 @@ def _evaluate(plan: Plan, export) -> dict:
     if plan.eval_split is None:
         return {}
     held_out = plan.eval_held_out
-    source = plan.source if not held_out else load_source(plan.data, plan.eval_split,
-                                                          data_dir=plan.data_dir)  # fmt: skip
+    if not held_out:
+        source = plan.source
+    elif plan.eval_split == "validation" and plan.validation is not None:
+        source = plan.validation  # labelled by the training classes
+    else:
+        source = load_source(plan.data, plan.eval_split, data_dir=plan.data_dir)
     result = inception.evaluate(
         export, plan.data, split=plan.eval_split, data_dir=plan.data_dir,
         batch_size=plan.global_batch, source=source, progress=False,
@@ -218,6 +227,7 @@ def train(
     checkpoint_every: int | None = None,
     validate_every: int | None = None,
     log_every: int | None = None,
+    keep_checkpoints: int | None = None,
     verbose: int = 1,
 ) -> dict:
     """Trains ``model`` (a registered name) on ``data`` and writes everything to ``model_dir``.
@@ -226,7 +236,14 @@ def train(
     those of ``inception train`` (``docs/training.md``): ``epochs``/``steps`` count from step 0,
     so a resumed run stops at the same total; ``batch_size`` is the global batch; ``strategy``
     also takes a ``tf.distribute.Strategy``; ``eval_split=None`` skips the final evaluation;
-    ``validate_every=0`` the periodic one; ``verbose=0`` prints nothing.
+    ``validate_every=0`` the periodic one; ``keep_checkpoints`` overrides the recipe's;
+    ``verbose=0`` prints nothing.
+
+    Raises:
+        UsageError: bad options or data (before anything is built).
+        TrainingDivergedError: the loss or the weights became NaN or Inf.
+        DiskFullError: a checkpoint or the trained model could not be written.
+        TrainingInterrupted: Ctrl-C (a ``KeyboardInterrupt``), with the step to resume from.
 
     Returns:
         ``{"model_dir", "steps", "resumed_from", "keras_model", "weights", "metrics" (the final
@@ -234,7 +251,9 @@ def train(
         "train_metrics" (the last metrics.jsonl record), "class_names", "image_size",
         "num_classes", "backend", "replicas", "weights_checksum"}``.
     """
-    recipe = load_recipe(recipe)
+    if keep_checkpoints is not None and int(keep_checkpoints) < 1:
+        raise UsageError(f"--keep-checkpoints must be at least 1, got {keep_checkpoints}.")
+    recipe = load_recipe(recipe, keep_checkpoints=keep_checkpoints)
     if steps is None and epochs is None:
         raise UsageError("give the length of the run: --epochs N or --steps N.")
     opts = dict(image_size=image_size, batch_size=batch_size, epochs=epochs, steps=steps,
@@ -243,19 +262,30 @@ def train(
                 checkpoint_every=checkpoint_every, validate_every=validate_every,
                 log_every=log_every, verbose=verbose)  # fmt: skip
     rt = backend.runtime(strategy)  # first: the multi-worker strategy precedes any TF op
+    checkpoints, start = None, None
     try:
         plan = make_plan(model, data, model_dir, recipe, rt, opts)
         _say(rt, verbose, plan.summary(rt))
+        checkpoints = Checkpoints(plan.model_dir / "checkpoints", recipe.keep_checkpoints, rt.chief)
         keras.utils.set_random_seed(plan.seed)
         if plan.deterministic:
             backend.make_deterministic()
         net = _build(plan, rt)
-        checkpoints = Checkpoints(plan.model_dir / "checkpoints", recipe.keep_checkpoints, rt.chief)
         start = _start(plan, rt, net, checkpoints, verbose)
         _fit(plan, rt, net, start, checkpoints, verbose)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted) or checkpoints is None:
+            raise
+        # Before fit: ``start`` is None while the checkpoint is being restored.
+        raise TrainingInterrupted(start, checkpoints) from None
     finally:
         rt.close()
-    return _finish(plan, rt, net, start, verbose)
+    try:
+        return _finish(plan, rt, net, start, verbose, checkpoints)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(plan.total_steps, checkpoints) from None
 
 
 def _say(rt: backend.Runtime, verbose: int, text: str) -> None:
@@ -271,14 +301,43 @@ def _start(plan: Plan, rt: backend.Runtime, net, checkpoints: Checkpoints, verbo
     if rt.chief:
         plan.model_dir.mkdir(parents=True, exist_ok=True)
         checkpoints.clean_partial()
+        for partial in plan.model_dir.glob("partial-model.*"):
+            partial.unlink(missing_ok=True)
         _write_json(plan.model_dir / "config.json", plan.record(rt))
+        _write_skipped(plan, verbose)
         truncate_metrics(plan.model_dir / "metrics.jsonl", start)
         if verbose and start:
             print(f"resuming from {latest} at step {start}", flush=True)
     return start
 
 
-def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0) -> dict:
+def _write_skipped(plan: Plan, verbose: int) -> None:
+    """Lists every file the training and validation sources skipped as unreadable in
+    ``skipped_files.txt`` (one path a line; removed when none was)."""
+    path = plan.model_dir / SKIPPED_FILES
+    skipped = list(plan.source.skipped_files)
+    if plan.validation is not None:
+        skipped += plan.validation.skipped_files
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text("".join(f"{name}\n" for name in skipped))
+    notice(f"{len(skipped)} unreadable file(s) skipped, all listed in {path}.", verbose)
+
+
+def _save(export, path: Path, what: str, checkpoints: Checkpoints | None) -> str:
+    """``inception.save_model`` under a temporary name, renamed when complete; a full disk is
+    a :class:`DiskFullError` and leaves no partial file."""
+    partial = path.with_name("partial-" + path.name)
+    guarded_write(partial, lambda: inception.save_model(export, partial),
+                  variables_bytes(export.weights), what,
+                  checkpoints.latest() if checkpoints else None)  # fmt: skip
+    os.replace(partial, path)
+    return os.fspath(path)
+
+
+def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0,
+            checkpoints: Checkpoints | None = None) -> dict:  # fmt: skip
     """Exports the averaged weights (chief: ``model.keras``, ``model.weights.h5``) and
     evaluates them (chief: ``eval.json``)."""
     export = _export(plan, net)
@@ -292,8 +351,9 @@ def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0) 
     }  # fmt: skip
     if not rt.chief:
         return result
-    result["keras_model"] = inception.save_model(export, plan.model_dir / "model.keras")
-    result["weights"] = inception.save_model(export, plan.model_dir / "model.weights.h5")
+    for key, name in (("keras_model", "model.keras"), ("weights", "model.weights.h5")):
+        what = f"the trained model {name} (step {plan.total_steps})"
+        result[key] = _save(export, plan.model_dir / name, what, checkpoints)
     _say(rt, verbose, f"saved {result['keras_model']} and {result['weights']}")
     if plan.eval_split:
         _say(rt, verbose, f"evaluating the averaged weights on the {plan.eval_split} split")
@@ -301,7 +361,8 @@ def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0) 
     if result["metrics"]:
         _write_json(plan.model_dir / "eval.json", result["metrics"])
         m = result["metrics"]
-        _say(rt, verbose, f"{m['split']}: top-1 {m['top1']:.2f}%, top-5 {m['top5']:.2f}% on "
+        top5 = "" if m["top5"] is None else f", top-5 {m['top5']:.2f}%"  # None: <= 5 classes
+        _say(rt, verbose, f"{m['split']}: top-1 {m['top1']:.2f}%{top5} on "
                           f"{m['num_images']} images (eval.json)")  # fmt: skip
     return result
 

@@ -106,10 +106,11 @@ def _load(data, split, data_dir):
         return None, exc
 
 
-def _held_out(data, data_dir, eval_split, verbose):
+def _held_out(data, data_dir, eval_split, verbose, train=None):
     """The validation source (``None`` if the data holds none out) and the split the final
     evaluation uses: a folder without a sub-folder for it is evaluated on its training images,
-    and says so in one line; a tfds data set without the split is not evaluated."""
+    and says so in one line; a tfds data set without the split is not evaluated. With the
+    ``train`` source, an evaluation split with a class training lacks is refused now."""
     validation, missing = _load(data, "validation", data_dir)
     if validation is not None and validation.whole_folder:
         validation = None
@@ -120,6 +121,8 @@ def _held_out(data, data_dir, eval_split, verbose):
         if error is not None:
             notice(f"no {eval_split} split ({error}): {periodic}no final evaluation.", verbose)
             return validation, None
+        if train is not None and source is not validation:
+            _match_classes(train, source, eval_split)
         if source.whole_folder:
             notice(
                 f"{data} has no {eval_split}/ sub-folder: {periodic}the final evaluation uses "
@@ -132,12 +135,47 @@ def _held_out(data, data_dir, eval_split, verbose):
     return validation, eval_split
 
 
+def _check_classes(source) -> None:
+    """A classifier needs two classes at least; refused before anything is built."""
+    if source.num_classes < 2:
+        only = f" ({source.class_names[0]})" if source.class_names else ""
+        raise UsageError(
+            f"{source.name} has only one class{only} to train on; a classifier needs at least "
+            "two: put the images of each class in a sub-folder of their own."
+        )
+
+
+def _match_classes(source, held_out, split: str):
+    """``held_out`` labelled by the TRAINING classes, matched by name (a subset of them is
+    fine); a class the training data lacks is refused before the first step."""
+    if held_out is None:
+        return None
+    known = set(source.class_names)
+    unknown = [name for name in held_out.class_names if name not in known]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
+        them = "them" if len(unknown) > 1 else "it"
+        raise UsageError(
+            f"the {split} data of {held_out.name} has class(es) that the training data lacks "
+            f"({shown}): the model only learns the {source.num_classes} training classes, so "
+            f"add training images of {them} (a train/ class folder of the same name) or remove "
+            f"{them} from the {split} data."
+        )
+    return held_out.relabelled(source.class_names)
+
+
 def make_plan(model, data, model_dir, recipe, rt, opts) -> Plan:
     size, global_batch = _resolve(
         model, data, opts["image_size"], opts["batch_size"], rt.replicas, recipe
     )
     source = load_source(data, "train", data_dir=opts["data_dir"])
-    validation, eval_split = _held_out(data, opts["data_dir"], opts["eval_split"], opts["verbose"])
+    _check_classes(source)
+    validation, eval_split = _held_out(
+        data, opts["data_dir"], opts["eval_split"], opts["verbose"], source
+    )
+    validation = _match_classes(source, validation, "validation")
     steps_per_epoch = max(1, source.num_examples // global_batch)
     steps, epochs = opts["steps"], opts["epochs"]
     total = int(steps) if steps is not None else math.ceil(float(epochs) * steps_per_epoch)

@@ -1,5 +1,9 @@
-"""Progress that suits where it goes: a live bar on a terminal (Keras' ``Progbar``), plain lines in
-a log file.
+"""Progress that suits where it goes: a live bar on a terminal, plain lines in a log file.
+
+Both count the GLOBAL step against the run's total: ``fit`` runs in periods of
+``checkpoint_every`` steps (its "epochs"), and Keras' own progress bar would start again at every
+period and show itself full at the end of the first one; a resumed run starts at its step. The bar
+is drawn in plain characters (``[#####.....]``), so it reads the same without colours.
 
 In a log (stdout not a terminal) a line is printed every ``interval`` seconds: step/total,
 images/s, loss, top-1, and the time left estimated from the speed since the second step (the
@@ -14,11 +18,17 @@ import sys
 import threading
 import time
 
-import keras
-
 from .callbacks import StepCallback, plain_metrics
 
 WARMUP_STEPS = 2
+BAR_WIDTH = 30
+REDRAW_S = 0.1  # the live bar is redrawn at most this often (and at the last step)
+
+
+def bar(step: int, total: int, width: int = BAR_WIDTH) -> str:
+    """``[#####.........]``: ``step`` of ``total`` in ``width`` characters."""
+    filled = min(width, width * max(step, 0) // max(total, 1))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
 def duration(seconds: float) -> str:
@@ -31,13 +41,15 @@ class Progress(StepCallback):
     """Prints the progress of ``fit`` from step ``start`` to ``total``."""
 
     def __init__(self, start, total, global_batch, stream=None, live=None, interval=20.0,
-                 quiet_after=30.0):  # fmt: skip
+                 quiet_after=30.0, redraw=REDRAW_S):  # fmt: skip
         super().__init__(start)
         self.start, self.total, self.global_batch = int(start), int(total), int(global_batch)
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else bool(live)
         self.interval, self.quiet_after = float(interval), float(quiet_after)
-        self.bar = None
+        self.redraw = float(redraw)
+        self.frame = ""  # the live bar as last drawn
+        self.drawn = -float("inf")
         self.lock = threading.Lock()
         self.phase = "compiling the training step"
         self.printed = self.began = self.steady = None
@@ -45,22 +57,35 @@ class Progress(StepCallback):
 
     def say(self, text: str) -> None:
         with self.lock:
-            if self.live and self.bar is not None:
-                text = "\n" + text  # below the bar, which redraws on its next update
-            self.stream.write(text + "\n")
+            if self.live and self.frame:  # over the bar, which is drawn again below
+                text = "\r" + " " * len(self.frame) + "\r" + text + "\n" + self.frame
+            else:
+                text += "\n"
+            self.stream.write(text)
             self.stream.flush()
             self.printed = time.monotonic()
+
+    def draw(self, frame: str) -> None:
+        """Replaces the live bar's line with ``frame``."""
+        with self.lock:
+            pad = " " * max(0, len(self.frame) - len(frame))
+            self.stream.write("\r" + frame + pad)
+            self.stream.flush()
+            self.frame, self.drawn = frame, time.monotonic()
 
     def on_train_begin(self, logs=None):
         self.began = self.printed = time.monotonic()
         self.say(f"training from step {self.start} to {self.total} ({self.phase} first)")
-        if self.live:
-            self.bar = keras.utils.Progbar(self.total, stateful_metrics=["loss", "top1", "img/s"])
-        else:
+        if not self.live:
             threading.Thread(target=self._heartbeat, daemon=True).start()
 
     def on_train_end(self, logs=None):
         self.done.set()
+        if self.live and self.frame:
+            with self.lock:
+                self.stream.write("\n")
+                self.stream.flush()
+                self.frame = ""
 
     def on_test_begin(self, logs=None):
         self.phase = "validating"
@@ -74,9 +99,8 @@ class Progress(StepCallback):
             self.steady = (step, now)
         self.phase = "training"
         if self.live:
-            values = plain_metrics(logs)
-            shown = [(k, values[k]) for k in ("loss", "top1") if k in values]
-            self.bar.update(step, shown + [("img/s", self._rate(step, now) or 0.0)])
+            if now - self.drawn >= self.redraw or step >= self.total:
+                self.draw(self._frame(step, now, plain_metrics(logs)))  # only now: reading waits
         elif now - self.printed >= self.interval or step in (self.start + 1, self.total):
             self.say(self._line(step, now, plain_metrics(logs)))  # only now: reading waits
 
@@ -92,6 +116,11 @@ class Progress(StepCallback):
         if self.steady is None or step <= self.steady[0]:
             return None
         return (step - self.steady[0]) * self.global_batch / (now - self.steady[1])
+
+    def _frame(self, step, now, values):
+        """The live bar: ``step 10/60 [#####.........]  17%  loss ...  ETA ...``."""
+        head = f"step {step}/{self.total} {bar(step, self.total)} {100 * step // self.total:3d}%"
+        return head + "  " + self._line(step, now, values).split("  ", 1)[1]
 
     def _line(self, step, now, values):
         rate = self._rate(step, now)
