@@ -80,11 +80,15 @@ def test_train_dataset_batches_deterministic_and_resumable(tmp_path):
     assert all(x.shape == (3, 32, 32, 3) and y.dtype == np.int32 for x, y in first)
     for (x1, y1), (x2, y2) in zip(first, again):
         assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
-    # Resuming at step 2 gives the same batches as steps 2..4 of an uninterrupted stream (the
-    # corrupt file is after the resumed region or before: equal either way only if it is dropped
-    # at the same place, so compare the labels of the batches that do not straddle it).
-    resumed = batches(start_step=2, n=3)
-    assert sum(np.array_equal(a[0], b[0]) for a, b in zip(first[2:], resumed)) >= 2
+    # Resuming at step 2 gives exactly the batches 2..4 of an uninterrupted stream. (Checked
+    # without the corrupt file: resuming skips files unread, so a corrupt file before the resume
+    # point shifts the stream by one example, and where the seeded shuffle puts it depends on
+    # TensorFlow's global seed, which earlier tests in the same process may have set.)
+    (tmp_path / "cat" / "bad.jpg").unlink()
+    source = load_source(tmp_path, "train", verify=False)
+    first, resumed = batches(), batches(start_step=2, n=3)
+    for (x1, y1), (x2, y2) in zip(first[2:], resumed):
+        assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
 
 
 def test_eval_dataset_single_ordered_pass(tmp_path):

@@ -61,14 +61,15 @@ JAX_SCRIPT = textwrap.dedent(
     x = np.random.default_rng(0).uniform(-1, 1, (1, 75, 75, 3)).astype("float32")
     for name in inception.list_models():
         model = inception.build(name, input_shape=(75, 75, 3), classes=5)
-        y = np.asarray(model.predict(x, verbose=0))
+        y = np.asarray(model(x, training=False))  # eager: predict's compilation is tested
+        # on JAX by test_eval.py::test_eval_and_predict_run_under_jax
         out[name] = [list(y.shape), float(y.sum())]
     print(json.dumps(out))
     """
 )
 
 
-@pytest.mark.slow  # Keras builds these graphs slowly under JAX: about 2 minutes on 2 cores
+@pytest.mark.slow  # Keras builds these graphs slowly under JAX: about a minute on 2 cores
 def test_jax_backend_forward_pass():
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
