@@ -86,3 +86,21 @@ def randomize_batchnorm(model, seed=0):
 def all_layers(model):
     for layer in model.layers:
         yield from all_layers(layer) if isinstance(layer, keras.Model) else [layer]
+
+
+def fake_runner_clock(monkeypatch):
+    """The evaluation runner's clock made exact: the first forward pass (which compiles) takes
+    100 s, every later one 1 s."""
+    from types import SimpleNamespace
+
+    from inception.evaluation import runner
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    forward = runner.Runner.forward
+
+    def timed(self, batch, eager=False):
+        clock["now"] += 100.0 if self.steady_since is None else 1.0
+        return forward(self, batch, eager)
+
+    monkeypatch.setattr(runner.Runner, "forward", timed)

@@ -8,12 +8,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
-from helpers import colour_model, write_colour_folder
+from helpers import colour_model, fake_runner_clock, write_colour_folder
 from PIL import Image
 
 import inception
@@ -169,17 +168,8 @@ def test_eval_of_three_classes_reports_no_top5(tmp_path):
 def test_eval_progress_and_table_give_the_same_images_per_second(tmp_path, monkeypatch, capsys):
     """The runner's clock (first pass 100 s, then 1 s per pass) is not the wall clock: the
     progress line must show the table's measure, not one of its own."""
-    from inception.evaluation import runner
 
-    clock = {"now": 0.0}
-    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
-    forward = runner.Runner.forward
-
-    def timed(self, batch, eager=False):
-        clock["now"] += 100.0 if self.steady_since is None else 1.0
-        return forward(self, batch, eager)
-
-    monkeypatch.setattr(runner.Runner, "forward", timed)
+    fake_runner_clock(monkeypatch)
     data = write_colour_folder(tmp_path / "colours")
     result = inception.evaluate(colour_model(), str(data), crops=10, micro_batch=7,
                                 progress="lines")  # fmt: skip

@@ -6,7 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import CASES, NUM, colour_model
+from helpers import CASES, NUM, colour_model, fake_runner_clock
 from helpers import write_colour_folder as write_folder
 from ilsvrc import write_ilsvrc2012
 from PIL import Image
@@ -48,19 +48,8 @@ def test_throughput_leaves_out_the_first_forward_pass(tmp_path, monkeypatch):
     """images/s is counted in crops after the first micro-batch (which compiles): on a clock
     where the first pass takes 100 s and each other one 1 s, 10 images x 10 crops in passes of
     7 crops give 93 crops / 10 per image / 14 s."""
-    from types import SimpleNamespace
 
-    from inception.evaluation import runner
-
-    clock = {"now": 0.0}
-    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
-    forward = runner.Runner.forward
-
-    def timed(self, batch, eager=False):
-        clock["now"] += 100.0 if self.steady_since is None else 1.0
-        return forward(self, batch, eager)
-
-    monkeypatch.setattr(runner.Runner, "forward", timed)
+    fake_runner_clock(monkeypatch)
     data = write_folder(tmp_path / "colours")
     result = inception.evaluate(colour_model(), str(data), crops=10, micro_batch=7)
     assert result["num_images"] == 10

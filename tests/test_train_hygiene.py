@@ -52,6 +52,12 @@ def run_cli(*args):
     return cli_main(["train", *map(str, args)])
 
 
+def run_small(root, model_dir, *extra):
+    """``inception train`` of one step at 75 px on ``root``."""
+    args = ("--model", MODEL, "--data", root, "--model-dir", model_dir, "--image-size", 75)
+    return run_cli(*args, "--steps", 1, *extra)
+
+
 def shape_png(kind: str, rng, size: int = 64) -> bytes:
     """A filled circle, square or triangle of a random colour at a random place, on a background
     of another random colour."""
@@ -161,22 +167,7 @@ def test_one_class_is_refused_before_anything(tmp_path, capsys):
     root = write_folder(tmp_path / "data", classes=("cat",), per_class=2)
     with pytest.raises(UsageError, match=r"only one class \(cat\).*at least two"):
         inception.train(MODEL, root, tmp_path / "m", image_size=75, steps=1, verbose=0)
-    assert (
-        run_cli(
-            "--model",
-            MODEL,
-            "--data",
-            root,
-            "--model-dir",
-            tmp_path / "m",
-            "--image-size",
-            75,
-            "--steps",
-            1,
-            "--quiet",
-        )
-        == 2
-    )
+    assert run_small(root, tmp_path / "m", "--quiet") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "only one class" in err, err
     assert not (tmp_path / "m").exists()
@@ -231,24 +222,7 @@ def test_keep_checkpoints_flag(tmp_path, capsys):
         == 2
     )
     root = write_folder(tmp_path / "data", per_class=1)
-    assert (
-        run_cli(
-            "--model",
-            MODEL,
-            "--data",
-            root,
-            "--model-dir",
-            tmp_path / "m",
-            "--image-size",
-            75,
-            "--steps",
-            1,
-            "--keep-checkpoints",
-            0,
-            "--quiet",
-        )
-        == 2
-    )
+    assert run_small(root, tmp_path / "m", "--keep-checkpoints", 0, "--quiet") == 2
     assert "--keep-checkpoints must be at least 1" in capsys.readouterr().err
 
 
