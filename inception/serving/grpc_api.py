@@ -12,6 +12,7 @@ values present, the bytes they expand to) before anything is allocated.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
@@ -181,20 +182,28 @@ def parse_classify(server, data: bytes):
 
 async def _observe(server, method, context, call):
     """Runs ``call(names)`` (``names`` takes the model name once known), counts the answer by
-    its status code, and turns errors into ``context.abort``."""
-    started, code, names = time.perf_counter(), "OK", ["?"]
+    its status code and then answers; errors become ``context.abort``. The count comes first, so
+    a client that has its answer also finds it in ``/monitoring/prometheus/metrics``."""
+    started, names = time.perf_counter(), ["?"]
+
+    def observe(code):
+        server.metrics.observe(names[0], "grpc", method, code, time.perf_counter() - started)
+
     try:
-        return await call(names)
+        response = await call(names)
     except ServingError as exc:
-        code = exc.code.name
+        observe(exc.code.name)
         await context.abort(exc.code, exc.message)
+    except asyncio.CancelledError:
+        observe("CANCELLED")
+        raise
     except Exception:  # a bug: logged, answered INTERNAL and counted as such
         log.exception("gRPC %s failed", method)
-        code = "INTERNAL"
+        observe("INTERNAL")
         error = internal("internal error while answering the request (see the log).")
         await context.abort(error.code, error.message)
-    finally:
-        server.metrics.observe(names[0], "grpc", method, code, time.perf_counter() - started)
+    observe("OK")
+    return response
 
 
 class PredictionService:
