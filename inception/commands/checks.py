@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import check_image_folder
 from ..models.registry import get_model_config, list_models
 
-NO_WEIGHTS = ("none", "None", "random", "")  # inception.models.members.NO_WEIGHTS
+NO_WEIGHTS = ("none", "None", "random", "")  # inception.app.resolve.NO_WEIGHTS
 WEIGHT_FILE_SUFFIXES = (".h5", ".keras", ".safetensors", ".gz")
 
 

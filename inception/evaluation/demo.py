@@ -28,7 +28,7 @@ def run(workdir, trained: dict) -> dict:
     del workdir  # nothing is written: the evaluation only reads the trained model and data
     from ..models.ensemble import Ensemble
     from ..models.info import load_model
-    from ..models.members import resolve
+    from ..app.resolve import resolve
     from .evaluator import evaluate, format_table
     from .predict import predict
 

@@ -1,6 +1,6 @@
 """``evaluate``: top-1 / top-5 accuracy of one model or an ensemble, with 1, 10, 12 or 144 crops.
 
-Models are resolved by ``inception.models.members`` and carry their class names and
+Models are resolved by ``inception.app.resolve`` and carry their class names and
 preprocessing; images are decoded and cut into crops in a ``tf.data`` pipeline and run in
 bounded micro-batches (``runner``). Each model's probabilities are averaged over the crops of an
 image; the ensemble is the weighted mean of the members' crop-averaged probabilities. Data and
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..models.members import DEFAULT_WEIGHTS, optimize, per_member, resolve_all, split_list
+from ..app.resolve import DEFAULT_WEIGHTS, optimize, per_member, resolve_all, split_list
 from ..progress import Progress
 from . import crops as crop_lib
 from .metrics import TopK

@@ -129,7 +129,7 @@ def predict(
     import tensorflow as tf
 
     from ..models.ensemble import member_num_classes
-    from ..models.members import check_entry, optimize, resolve_all, split_list
+    from ..app.resolve import check_entry, optimize, resolve_all, split_list
     from . import crops as crop_lib
     from .runner import Runner, common_classes
 

@@ -50,7 +50,7 @@ class Runner:
     ``None`` to match by position) for every image of a stream.
 
     Args:
-        members: resolved ``inception.models.members.Member`` objects.
+        members: resolved ``inception.app.resolve.Member`` objects.
         crops: the crop scheme (1, 10, 12, 144).
         space, size: the common classes.
         rows: crops per forward pass (default ``default_rows``).

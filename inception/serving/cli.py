@@ -331,7 +331,7 @@ def export_main(argv=None) -> int:
     from inception.commands.checks import check_arguments
 
     check_arguments(models=args.model, weights=args.weights, image_size=args.image_size)
-    from inception.models.members import check_entry, per_member, resolve_all, split_list
+    from inception.app.resolve import check_entry, per_member, resolve_all, split_list
 
     from .export import class_names_for, export_saved_model, say, version_dir
 

@@ -22,7 +22,7 @@ def run(workdir, trained: dict) -> dict:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from ..models.members import resolve
+    from ..app.resolve import resolve
     from .export import export_saved_model
     from .repository import ModelSpec
     from .server import ModelServer, ServerThread

@@ -74,7 +74,7 @@ def build_archive(
     max_image_pixels: int | None = None,
 ):
     """A ``keras.export.ExportArchive`` with the three serving signatures over ``members``
-    (``inception.models.members.Member`` objects)."""
+    (``inception.app.resolve.Member`` objects)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -252,7 +252,7 @@ def export_saved_model(
     """
     from inception.evaluation.runner import common_classes
     from inception.models.info import model_info, set_model_info
-    from inception.models.members import Member
+    from inception.app.resolve import Member
 
     target = version_dir(out, name, version)
     if target.exists() and not overwrite:
@@ -272,7 +272,7 @@ def export_saved_model(
             set_model_info(m.model, info.replace(
                 preprocessing=info.preprocessing.replace(crop_fraction=crop_fraction)))  # fmt: skip
     if precision is not None:
-        from inception.models.members import optimize
+        from inception.app.resolve import optimize
 
         say(f"optimizing for inference: {optimize(members, precision)}", quiet)
     if class_names is None:

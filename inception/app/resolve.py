@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .info import ModelInfo, load_model, model_info, read_info
-from .registry import get_model_config, list_models
+from ..models.info import ModelInfo, load_model, model_info, read_info
+from ..models.registry import get_model_config, list_models
 
 DEFAULT_WEIGHTS = "imagenet"
 NO_WEIGHTS = ("none", "None", "random", "")
@@ -152,7 +152,7 @@ def optimize(members, precision: str | None) -> str | None:
 
 
 def _build(name, weights, size, classes, kw):
-    from .registry import build
+    from ..models.registry import build
 
     config = get_model_config(name)
     if int(size) < config.min_input_size:
