@@ -29,7 +29,8 @@ test-reference: $(STAMP)
 	$(PY) -m pip install -q -e '.[reference]'
 	$(PY) -m pytest tests/reference -o addopts="-ra"
 
-# level 3: TensorFlow's ERROR lines too (cuInit on a machine without a GPU driver)
+# the demo is inception/demo/ (its steps: train.py, evaluate.py, serve.py); level 3: TensorFlow's
+# ERROR lines too (cuInit on a machine without a GPU driver)
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m inception.demo
 

@@ -93,7 +93,7 @@ def main() -> None:
         print(json.dumps({"rate": rate}))
         return
 
-    from inception.training.demo import make_dataset
+    from inception.demo.train import make_dataset
 
     data = str(make_dataset(Path(tempfile.mkdtemp())) / "train")
     base = measure("baseline", "tensorflow", "-", args.runs, data)

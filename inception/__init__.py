@@ -17,17 +17,17 @@ from ._imports import around_import as _around_import
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "inception.app.builders": ("InceptionV4", "InceptionResNetV1", "InceptionResNetV2", "build"),
     "inception.models": (
-        "InceptionV4", "InceptionResNetV1", "InceptionResNetV2", "ConvBN", "ResidualScale",
-        "ModelConfig", "ModelInfo", "build", "get_model_config", "list_models", "model_info",
-        "set_model_info", "save_model", "load_model",
+        "ConvBN", "ResidualScale", "ModelConfig", "ModelInfo", "get_model_config", "list_models",
+        "model_info", "set_model_info", "save_model", "load_model",
     ),
     "inception.models.ensemble": ("Ensemble",),
     "inception.preprocessing": (
         "Preprocessing", "preprocess_input", "decode_predictions", "class_names",
     ),
     "inception.training": ("train",),
-    "inception.evaluation": ("evaluate",),
+    "inception.api": ("evaluate", "predict", "export", "convert"),
     "inception.optimize": ("optimize_for_inference",),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -35,7 +35,8 @@ __all__ = list(_WHERE)
 
 
 _SUBPACKAGES = {
-    "data", "evaluation", "models", "optimize", "preprocessing", "serving", "training", "weights",
+    "app", "data", "evaluation", "models", "optimize", "preprocessing", "serving", "training",
+    "weights",
 }  # fmt: skip
 
 

@@ -1,5 +1,7 @@
 """Errors shared by the whole package."""
 
+import os
+
 
 class UsageError(ValueError):
     """Bad input from the user: the command line prints it as one clear message, without a
@@ -9,8 +11,6 @@ class UsageError(ValueError):
 def check_image_folder(root) -> None:
     """The one refusal of a ``--data`` / ``data=`` path that is not a folder of class folders
     (used before TensorFlow loads and by the data loader)."""
-    import os
-
     if not os.path.exists(root):
         raise UsageError(
             f"data {str(root)!r} is neither a folder nor a known data set; use a folder with "

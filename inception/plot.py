@@ -1,4 +1,5 @@
-"""``inception plot``: pictures of a training run and of the model zoo (PNG files, matplotlib).
+"""Pictures of a training run and of the model zoo (PNG files, matplotlib); ``inception plot``
+(``inception.cli.plot``) is their command line.
 
     inception plot RUN_DIR [--out FILE.png]   # loss, top-1/top-5 and learning rate over steps
     inception plot --zoo [--out FILE.png]     # top-1 accuracy against GMACs, one point per model
@@ -12,7 +13,6 @@ from the architecture table (``inception.models.summary``).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def plot_zoo(out) -> Path:
     """Writes top-1 accuracy against GMACs at 299x299 for every model and variant: the paper's
     (circles, area by parameters) and the released checkpoints' (stars)."""
     import inception
-    from inception.models.summary import model_row
+    from inception.app.zoo import model_row
 
     rows = [
         model_row(name, variant)
@@ -125,25 +125,3 @@ def plot_zoo(out) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="inception plot",
-        description="Draw a training run's curves (from RUN_DIR/metrics.jsonl) or the model zoo "
-        "as a PNG file.",
-    )
-    p.add_argument("run_dir", nargs="?", help="a training run's --model-dir")
-    p.add_argument("--zoo", action="store_true", help="draw accuracy against GMACs of the models")
-    p.add_argument("--out", help="PNG to write (default RUN_DIR/training.png, or zoo.png)")
-    args = p.parse_args(argv)
-    if args.zoo == bool(args.run_dir):
-        raise UsageError("give a training run folder (inception plot RUN_DIR) or --zoo.")
-    if args.out and not args.out.lower().endswith(".png"):
-        raise UsageError(f"--out must be a .png file; got {args.out!r}.")
-    if args.zoo:
-        path = plot_zoo(args.out or "zoo.png")
-    else:
-        path = plot_run(args.run_dir, args.out)
-    print(f"wrote {path}")
-    return 0

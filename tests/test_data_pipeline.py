@@ -10,8 +10,9 @@ from helpers import write_class_folder as write_folder
 from ilsvrc import synthetic_jpeg
 
 import inception
-from inception.data import load_source, pipeline, preprocessing
-from inception.evaluation.crops import extract
+from inception.data import load_source, pipeline
+from inception.preprocessing import augment
+from inception.preprocessing.crops import extract
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +22,21 @@ def jpeg():
 
 def test_fused_decode_and_crop_equals_decode_then_crop(jpeg):
     window = tf.constant([5, 7, 30, 40])
-    fused = preprocessing.decode_crop(jpeg, window)
+    fused = augment.decode_crop(jpeg, window)
     whole = tf.io.decode_jpeg(jpeg, channels=3)[5:35, 7:47]
     assert fused.shape == (30, 40, 3)
     # decode_and_crop_jpeg may decode the window with a different IDCT alignment: near-equal.
     assert np.abs(fused.numpy().astype(int) - whole.numpy().astype(int)).mean() < 2.0
     png = tf.constant(png_bytes())
-    assert preprocessing.decode_crop(png, window - [5, 7, 20, 30]).shape == (10, 10, 3)
+    assert augment.decode_crop(png, window - [5, 7, 20, 30]).shape == (10, 10, 3)
 
 
 def test_distorted_window_follows_slim_ranges(jpeg):
-    shape = preprocessing.image_shape(jpeg)
+    shape = augment.image_shape(jpeg)
     assert shape.numpy().tolist() == [60, 90, 3]
     areas, aspects = [], []
     for i in range(200):
-        y, x, h, w = preprocessing.distorted_window(shape, tf.constant([0, i])).numpy()
+        y, x, h, w = augment.distorted_window(shape, tf.constant([0, i])).numpy()
         assert 0 <= y and 0 <= x and y + h <= 60 and x + w <= 90
         areas.append(h * w / (60 * 90))
         aspects.append(w / h)
@@ -47,13 +48,13 @@ def test_distorted_window_follows_slim_ranges(jpeg):
 
 
 def test_train_and_eval_image_range_shape_and_determinism(jpeg):
-    a = preprocessing.train_image(jpeg, 40, tf.constant([1, 2]), colour_distortion=True)
-    b = preprocessing.train_image(jpeg, 40, tf.constant([1, 2]), colour_distortion=True)
-    c = preprocessing.train_image(jpeg, 40, tf.constant([1, 3]))
+    a = augment.train_image(jpeg, 40, tf.constant([1, 2]), colour_distortion=True)
+    b = augment.train_image(jpeg, 40, tf.constant([1, 2]), colour_distortion=True)
+    c = augment.train_image(jpeg, 40, tf.constant([1, 3]))
     assert a.shape == (40, 40, 3) and a.dtype == tf.float32
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert -1.0 <= float(tf.reduce_min(a)) and float(tf.reduce_max(a)) <= 1.0
-    e = preprocessing.eval_image(jpeg, 33)
+    e = augment.eval_image(jpeg, 33)
     assert e.shape == (33, 33, 3) and -1.0 <= float(tf.reduce_min(e))
     # Evaluation: exactly the single crop of `inception eval` (central 87.5%, bilinear resize,
     # scaled to [-1, 1]), close to slim's central_crop + resize.

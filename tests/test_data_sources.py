@@ -54,7 +54,7 @@ def test_folder_split_subfolders_and_labels_file(tmp_path):
     write_folder(tmp_path / "train", per_class=2)
     write_folder(tmp_path / "val", classes=("dog",), per_class=1)
     labels = tmp_path / "classes.txt"
-    labels.write_text("# name per line\ncat  a cat\ndog\neel\n")
+    labels.write_text("# name per line\ncat\ta cat\ndog  # a dog\neel\n")
     val = load_source(tmp_path, "validation", labels_file=labels)
     assert val.class_names == ["cat", "dog", "eel"]
     assert [int(label) for _, label in val.dataset] == [1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception.evaluation.crops import check_scheme, crop_boxes, extract_crops
+from inception.preprocessing.crops import check_scheme, crop_boxes, extract_crops
 
 C = 262.5  # 0.875 * 300: the 10-crop side in a 300-pixel shorter side
 

@@ -1,4 +1,4 @@
-"""``inception.evaluation.demo.run``: the ``make demo`` step on a small saved model."""
+"""``inception.demo.evaluate.run``: the ``make demo`` step on a small saved model."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from helpers import CASES
 from helpers import write_colour_folder as write_folder
 
 import inception
-from inception.evaluation import demo
+from inception.demo import evaluate as demo
 
 
 def test_demo_evaluates_the_trained_model_and_its_ensemble(tmp_path, capsys):

@@ -21,7 +21,7 @@ from PIL import Image  # noqa: E402
 import inception  # noqa: E402
 import inception.serving.export  # noqa: E402
 from inception.cli import main as cli  # noqa: E402
-from inception.evaluation import crops as crop_lib  # noqa: E402
+from inception.preprocessing import crops as crop_lib  # noqa: E402
 from inception.serving import graph  # noqa: E402
 
 SIZE, CLASSES = 75, 5

@@ -109,5 +109,5 @@ def test_predict_cli_errors(tmp_path, capsys):
     image = red_image(tmp_path / "b.png", 10)
     code = cli.main(["predict", str(image), "--model", "inception_v9"])
     assert code == 2 and "unknown model 'inception_v9'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--top must be at least 1"):
+    with pytest.raises(ValueError, match="--top-k must be at least 1"):
         predict([tmp_path / "a.txt"], colour_model(), top=0)

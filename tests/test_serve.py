@@ -42,7 +42,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 import inception  # noqa: E402
-from inception.evaluation.crops import extract_crops  # noqa: E402
+from inception.preprocessing.crops import extract_crops  # noqa: E402
 from inception.serving.batching import BatchingParameters  # noqa: E402
 from inception.serving.export import export_saved_model  # noqa: E402
 from inception.serving.repository import ModelSpec  # noqa: E402

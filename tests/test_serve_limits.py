@@ -421,7 +421,7 @@ def test_memory_is_handed_back_after_large_requests_and_when_quiet(monkeypatch):
 
 
 def test_cli_splitting_flags():
-    from inception.serving import cli
+    from inception.cli import serve as cli
 
     args = cli.parse_serve_args(
         ["--model-base-path", "m", "--enable-large-batch-splitting", "--max-batch-size", "64"]

@@ -19,8 +19,8 @@ import sys
 import pytest
 
 from inception.cli import main
+from inception.cli import serve as serve_cli
 from inception.errors import UsageError
-from inception.serving import cli as serve_cli
 from inception.serving.errors import ServingError
 from inception.serving.repository import ModelSpec
 from inception.serving.server import ModelServer

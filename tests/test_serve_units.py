@@ -238,7 +238,7 @@ def test_errors_map_to_http_statuses():
 
 
 SERVER_MODULES = [
-    "cli",
+    "../cli/serve",  # the `inception serve` command (inception/cli/serve.py)
     "server",
     "rest",
     "grpc_api",

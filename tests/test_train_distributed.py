@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from helpers import write_class_folder as write_folder
 
-import inception.training.demo as demo
+import inception.demo.train as demo
 
 MODEL = "inception_resnet_v1"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",

@@ -27,12 +27,12 @@ from PIL import Image, ImageDraw
 
 import inception
 from inception.cli import main as cli_main
+from inception.cli.train import parser
 from inception.data import load_source
 from inception.errors import UsageError
 from inception.training import backend, load_recipe, loop
 from inception.training import checkpoints as checkpoints_module
 from inception.training.checkpoints import Checkpoints, DiskFullError
-from inception.training.cli import parser
 from inception.training.plan import make_plan
 from inception.training.progress import BAR_WIDTH, Progress
 
@@ -299,7 +299,7 @@ def test_final_model_on_a_full_disk(tmp_path, monkeypatch, capsys):
         Path(path).write_bytes(b"PK")  # half a file, then the device is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(inception, "save_model", fills_the_disk)
+    monkeypatch.setattr(loop, "save_model", fills_the_disk)
     with pytest.raises(DiskFullError, match="the disk is full; the partial file was removed"):
         loop._save(model, tmp_path / "model.weights.h5", "the trained model", checkpoints)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "model.keras"]

@@ -61,7 +61,7 @@ def test_jax_bad_input_and_divergence_through_the_cli(tmp_path, jax_env):
         (["--data", str(folder), "--image-size", "50"], 2, "--image-size 50 is too small"),
         (["--data", str(folder), "--batch-size", "2", "--recipe", str(recipe), "--seed", "0",
           "--no-eval", "--checkpoint-every", "1"], 1, "at step 2; stopped without saving"),
-        (["--data", str(folder), "--batch-size", "2", "--mixed-precision", "mixed_float16",
+        (["--data", str(folder), "--batch-size", "2", "--precision", "float16",
           "--no-eval"], 2, "does not fit this run"),
     ]  # fmt: skip
     argv = json.dumps([base + extra for extra, _, _ in cases])

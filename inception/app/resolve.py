@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ..models.info import ModelInfo, load_model, model_info, read_info
 from ..models.registry import get_model_config, list_models
+from .builders import build
 
 DEFAULT_WEIGHTS = "imagenet"
 NO_WEIGHTS = ("none", "None", "random", "")
@@ -152,8 +153,6 @@ def optimize(members, precision: str | None) -> str | None:
 
 
 def _build(name, weights, size, classes, kw):
-    from ..models.registry import build
-
     config = get_model_config(name)
     if int(size) < config.min_input_size:
         raise ValueError(

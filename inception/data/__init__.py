@@ -1,5 +1,5 @@
-"""Data: sources of labelled images (``sources``), Inception preprocessing
-(``preprocessing``) and the tf.data input pipeline (``pipeline``)."""
+"""Data: sources of labelled images (``sources``) and the tf.data input pipeline (``pipeline``;
+its preprocessing is ``inception.preprocessing.augment``)."""
 
 from .sources import Source, imagenet_manual_dir, load_source
 

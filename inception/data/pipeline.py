@@ -17,7 +17,8 @@ import logging
 
 import tensorflow as tf
 
-from . import preprocessing
+from ..preprocessing import augment
+from ..preprocessing.config import CROP_FRACTION
 from .sources import Source
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,14 @@ def train_dataset(
     if start_step:
         ds = ds.skip(int(start_step) * batch_size)
 
-    def augment(index, example):
+    def augmented(index, example):
         image_bytes, label = example
-        image = preprocessing.train_image(
+        image = augment.train_image(
             image_bytes, image_size, tf.stack([tf.cast(seed, tf.int64), index]), colour_distortion
         )
         return image, label
 
-    ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(augmented, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic, threads))
@@ -78,7 +79,7 @@ def eval_dataset(
     image_size: int,
     batch_size: int,
     *,
-    crop_fraction: float = preprocessing.CENTRAL_FRACTION,
+    crop_fraction: float = CROP_FRACTION,
     input_context: tf.distribute.InputContext | None = None,
     threads: int | None = None,
     drop_remainder: bool = False,
@@ -88,7 +89,7 @@ def eval_dataset(
     ds = source.read(input_context=input_context)
     ds = ds.map(
         lambda image_bytes, label: (
-            preprocessing.eval_image(image_bytes, image_size, crop_fraction),
+            augment.eval_image(image_bytes, image_size, crop_fraction),
             label,
         ),
         num_parallel_calls=AUTOTUNE,

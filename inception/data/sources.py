@@ -46,6 +46,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from inception.errors import UsageError, check_image_folder
+from inception.models.labels import read_labels_file
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,8 @@ def load_source(
         split: ``"train"``, ``"validation"`` or ``"test"`` (tfds: any split string).
         data_dir: tfds data directory (default ``~/tensorflow_datasets``); unused for folders.
         labels_file: folder sources only: a text file with one class name per line, in label
-            order (blank lines and ``#`` comments ignored; only the first whitespace-separated
-            token of a line counts, so ``n01440764 tench`` lines work).
+            order (``inception.models.labels.read_labels_file``: ``#`` comments, blank lines
+            and anything after a tab ignored, so ``n01440764<TAB>tench`` lines work).
         manual_dir: imagenet2012 only: where the two ILSVRC tar files are (default
             ``<data_dir>/downloads/manual``).
         verify: folder sources: ``True`` decodes every file once at load time so corrupt ones
@@ -176,22 +177,6 @@ def load_source(
 
 
 # ----------------------------------------------------------------------------------- folders
-
-
-def _read_class_list(labels_file) -> list[str]:
-    path = Path(labels_file).expanduser()
-    if not path.is_file():
-        raise UsageError(f"labels file {str(path)!r} does not exist.")
-    names = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            names.append(line.split()[0])
-    if not names:
-        raise UsageError(f"labels file {str(path)!r} lists no classes (one name per line).")
-    if len(set(names)) != len(names):
-        raise UsageError(f"labels file {str(path)!r} lists a class more than once.")
-    return names
 
 
 def _split_folder(root: Path, split: str) -> Path:
@@ -242,7 +227,7 @@ def _folder_source(root: Path, split: str, labels_file, verify) -> Source:
             "sub-folder named after the class."
         )
     if labels_file is not None:
-        class_names = _read_class_list(labels_file)
+        class_names = read_labels_file(labels_file, distinct=True)
         index = {name: i for i, name in enumerate(class_names)}
         unknown = [d for d in class_dirs if d not in index]
         if unknown:

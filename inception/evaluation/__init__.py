@@ -2,19 +2,17 @@
 
 ``evaluate(...)`` is the Python API behind ``inception eval``; ``Ensemble`` averages the
 probabilities of several classifiers as one saveable Keras model.
+
+Names load on first use, so ``inception eval --help`` does not wait for TensorFlow.
 """
 
-__all__ = ["Ensemble", "evaluate"]
+import importlib
+
+_WHERE = {"evaluate": "inception.evaluation.evaluator", "Ensemble": "inception.models.ensemble"}
+__all__ = list(_WHERE)
 
 
 def __getattr__(name):
-    """Loaded on first use, so ``inception eval --help`` does not wait for TensorFlow."""
-    if name == "evaluate":
-        from .evaluator import evaluate
-
-        return evaluate
-    if name == "Ensemble":
-        from ..models.ensemble import Ensemble
-
-        return Ensemble
-    raise AttributeError(f"module 'inception.evaluation' has no attribute {name!r}")
+    if name not in _WHERE:
+        raise AttributeError(f"module 'inception.evaluation' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

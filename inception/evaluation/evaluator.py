@@ -18,8 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..app.resolve import DEFAULT_WEIGHTS, optimize, per_member, resolve_all, split_list
+from ..models import combine
+from ..preprocessing import crops as crop_lib
 from ..progress import Progress
-from . import crops as crop_lib
 from .metrics import TopK
 from .runner import Runner, common_classes
 
@@ -86,7 +87,7 @@ def evaluate(
             entry, ``"none"`` (random initialisation), a ``.weights.h5`` or ``.keras`` path.
             Ignored for models given as Keras models or ``.keras`` files.
         split: data split (``"validation"`` by default).
-        crops: 1, 10, 12 or 144 (see ``inception.evaluation.crops``).
+        crops: 1, 10, 12 or 144 (see ``inception.preprocessing.crops``).
         batch_size: images per step: a micro-batch holds at most ``batch_size x crops`` crops.
         micro_batch: crops per forward pass (default: 16 at 299 px, more for smaller inputs);
             bounds memory.
@@ -117,11 +118,8 @@ def evaluate(
         if value is not None and int(value) < 1:
             raise ValueError(f"{what} must be at least 1; got {value}.")
     n = len(split_list(models))
-    mean_weights = per_member(ensemble_weights, max(n, 1), "--ensemble-weights", 1.0)
-    mean_weights = np.asarray([float(w) for w in mean_weights])
-    if np.any(mean_weights < 0) or mean_weights.sum() <= 0:
-        raise ValueError(f"ensemble weights must be non-negative, not all 0; got {mean_weights}.")
-    mean_weights = mean_weights / mean_weights.sum()
+    weights_per_member = per_member(ensemble_weights, max(n, 1), "--ensemble-weights", 1.0)
+    mean_weights = combine.mean_weights(weights_per_member, max(n, 1))
     if source is None:
         if data is None:
             raise ValueError("no data given; pass --data (imagenet2012, tfds:NAME or a folder).")
@@ -148,7 +146,7 @@ def evaluate(
         target = np.asarray([label if label_map is None else label_map[label]])
         for counter, p in zip(counters, probs):
             counter.update(p[None], target)
-        combined.update(np.tensordot(mean_weights, probs, axes=1)[None], target)
+        combined.update(combine.weighted_mean(probs, mean_weights)[None], target)
         done += 1
         bar.update(done, rate=runner.steady_rate())  # the measure of the final table
     seconds = time.perf_counter() - start
@@ -179,7 +177,7 @@ def evaluate(
     if len(members) > 1:
         result["ensemble"] = {
             "members": [m.name for m in members],
-            "weights": mean_weights.tolist(),
+            "weights": mean_weights,
             **combined.result(),
         }
     if json_path:

@@ -1,4 +1,5 @@
-"""``inception predict``: class names with probabilities for images, folders or URLs.
+"""Prediction: class names with probabilities for images, folders or URLs (``inception
+predict`` is its command line, in ``inception.cli.predict``).
 
 A folder is walked (recursively, sorted); a file that is not a readable image (or a URL that
 cannot be fetched) is reported and skipped, and the rest are still predicted. Each image is
@@ -8,16 +9,11 @@ over the models of an ensemble (``Ensemble``: label spaces aligned).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
-
-from .crops import SCHEMES
 
 URL_PREFIXES = ("http://", "https://")
 URL_TIMEOUT_S = 30
@@ -80,19 +76,6 @@ def _decode(data: bytes):
     return image if image.shape[0] and image.shape[1] else None
 
 
-def read_labels(path) -> list[str]:
-    """One class name per line (first token only, blank lines and ``#`` comments skipped)."""
-    names = []
-    with open(path) as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(line)
-    if not names:
-        raise ValueError(f"labels file {path!r} lists no classes.")
-    return names
-
-
 def label_names(size: int, space=None, class_names=None) -> list[str]:
     """Names to show for the ``size`` common classes: a labels file's, else the models' own
     (ImageNet synsets shown by their first lemma), else ``class_0``, ``class_1``, ..."""
@@ -128,14 +111,14 @@ def predict(
     paths or Keras models (several: probabilities averaged)."""
     import tensorflow as tf
 
-    from ..models.ensemble import member_num_classes
     from ..app.resolve import check_entry, optimize, resolve_all, split_list
-    from . import crops as crop_lib
+    from ..models.ensemble import member_num_classes
+    from ..preprocessing import crops as crop_lib
     from .runner import Runner, common_classes
 
     crop_lib.check_scheme(crops)
     if top < 1:
-        raise ValueError(f"--top must be at least 1; got {top}.")
+        raise ValueError(f"--top-k must be at least 1; got {top}.")
     for entry in split_list(models):
         check_entry(entry)
     items = collect_inputs(inputs)
@@ -170,81 +153,3 @@ def predict(
             {"label": int(i), "class": names[i], "probability": float(p[i])} for i in best
         ]
     return results
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="inception predict",
-        description="Classify images, folders (walked) or http(s) URLs; unreadable files are "
-        "reported and skipped.",
-    )
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL_OR_DIR")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--model", help="model name (NAME,NAME,... averages an ensemble)")
-    group.add_argument("--ensemble", help="comma-separated model names, probabilities averaged")
-    p.add_argument(
-        "--weights",
-        default="imagenet",
-        help="one for all models or one per model: 'imagenet' (default), a manifest entry, "
-        "'none', a .weights.h5 or .keras path",
-    )
-    p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--crops", type=int, default=1, choices=SCHEMES, help="crops per image")
-    p.add_argument("--labels-file", default=None, help="class names, one per line, in label order")
-    p.add_argument(
-        "--classes", type=int, default=None, help="classes of a randomly initialised model"
-    )
-    p.add_argument(
-        "--micro-batch", type=int, default=None, help="crops per forward pass (bounds memory)"
-    )
-    p.add_argument(
-        "--precision",
-        choices=("float32", "bfloat16", "float16", "auto"),
-        default="float32",
-        help="arithmetic of the folded-BatchNorm models (float32: the published numbers)",
-    )
-    p.add_argument("--image-size", type=int, default=None, help="input size (default the model's)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    return p
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    from ..commands.checks import check_arguments, random_weights
-
-    models = args.model or args.ensemble
-    check_arguments(models=models, weights=args.weights, image_size=args.image_size)
-    class_names = read_labels(args.labels_file) if args.labels_file else None
-    if random_weights(args.weights, models):
-        print(
-            "inception predict: --weights none: predicting with RANDOM weights (for smoke tests "
-            "only: the classes shown mean nothing)",
-            file=sys.stderr,
-            flush=True,
-        )
-    num_classes = args.classes or (len(class_names) if class_names else None)
-    results = predict(
-        args.inputs,
-        models,
-        weights=args.weights,
-        top=args.top,
-        crops=args.crops,
-        class_names=class_names,
-        num_classes=num_classes,
-        image_size=args.image_size,
-        micro_batch=args.micro_batch,
-        precision=args.precision,
-    )
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for r in results:
-            if "error" in r:
-                continue
-            print(r["input"])
-            for k, pred in enumerate(r["predictions"], 1):
-                print(f"  {k}. {100 * pred['probability']:6.2f}%  {pred['class']}")
-    for r in results:
-        if "error" in r:
-            print(f"inception predict: skipped {r['input']}: {r['error']}", file=sys.stderr)
-    return 0

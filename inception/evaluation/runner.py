@@ -4,7 +4,8 @@
   size, crop fraction and mode, interpolation, scaling); the crops of an image are cut once per
   group, in the ``tf.data`` map, so each model sees exactly the input its weights expect.
 * **Bounded memory.** The crops of all images form one stream of rows, cut into micro-batches of
-  at most ``rows`` crops (default: 16 at 299 px, scaled with the input area); each member runs on
+  at most ``rows`` crops (default: 16 at 299 px, the ``INPUT_SIZE``, scaled with the input
+  area); each member runs on
   one micro-batch at a time. Memory is bounded by the micro-batch, whatever the number of crops
   (1 to 144) or the images per step, and the per-crop rate is the same at 1 and 144 crops.
 * **Common classes.** Every member's output is mapped onto the common classes
@@ -18,12 +19,15 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+from keras import ops
 
 from ..models import labels as lb
+from ..models.combine import member_probabilities
 from ..models.ensemble import member_num_classes, member_returns_logits
-from . import crops as crop_lib
+from ..preprocessing import INPUT_SIZE
+from ..preprocessing import crops as crop_lib
 
-ROWS_AT_299 = 16
+ROWS_AT_INPUT_SIZE = 16  # crops per forward pass at INPUT_SIZE x INPUT_SIZE
 MAX_ROWS = 256
 # A tiny job runs eagerly (tracing a large graph costs seconds); anything bigger is compiled,
 # which also holds far less memory: at most 16 crops of 128 x 128 pixels in all.
@@ -33,7 +37,7 @@ EAGER_MAX_PIXELS = 16 * 128 * 128
 def default_rows(sizes) -> int:
     """Crops per forward pass: 16 at 299x299, more for smaller inputs (same activation memory)."""
     largest = max(int(s) for s in sizes)
-    return max(1, min(MAX_ROWS, int(ROWS_AT_299 * (299 / largest) ** 2)))
+    return max(1, min(MAX_ROWS, int(ROWS_AT_INPUT_SIZE * (INPUT_SIZE / largest) ** 2)))
 
 
 def common_classes(members) -> list[str] | None:
@@ -110,11 +114,9 @@ class Runner:
             if not eager and count < padded:
                 x = np.concatenate([x, np.repeat(x[-1:], padded - count, axis=0)])
             y = m.model(x, training=False) if eager else m.model.predict_on_batch(x)
-            y = y[0] if isinstance(y, (list, tuple)) else y
-            y = np.asarray(y, dtype=np.float64)[:count, cols]
-            if logits:
-                y = np.exp(y - y.max(axis=1, keepdims=True))
-            out.append(y / np.maximum(y.sum(axis=1, keepdims=True), 1e-12))
+            y = ops.convert_to_numpy(y[0] if isinstance(y, (list, tuple)) else y)[:count]
+            p = ops.convert_to_numpy(member_probabilities(y, cols, logits))
+            out.append(p.astype(np.float64))
         if self.steady_since is None:
             self.steady_since = time.perf_counter()
         else:

@@ -15,7 +15,8 @@ Call contract
   largest member input size (299 for the released models); ``input_shape=(None, None, 3)``
   accepts any size. Each member's branch **resizes** the batch to the member's input size (with
   the member's interpolation, skipped when the sizes match), **scales** it as the member expects
-  (``"inception"``: ``x / 127.5 - 1``; ``"none"``: unchanged) and runs it.
+  (``inception.preprocessing.SCALES``: ``"inception"`` to [-1, 1]; ``"none"``: unchanged) and
+  runs it.
 * **output**: ``(batch, num_classes)`` float32 probabilities that sum to 1 per row, over the
   common classes: those of the first member whose classes are known (``inception.models.labels``;
   1000-wide heads count as ImageNet's), matched by name in the others; slim's ``background`` column
@@ -24,7 +25,8 @@ Call contract
   members when ``label_offsets`` is given.
 * members whose last layer has no softmax are treated as returning logits (softmax is applied
   to the kept columns); members with an auxiliary head contribute their main output only.
-* combination: the weighted arithmetic mean ``sum_i w_i p_i``, weights normalised to sum 1.
+* combination: the weighted arithmetic mean ``sum_i w_i p_i``, weights normalised to sum 1
+  (alignment and mean are ``inception.models.combine``'s, shared with evaluation and export).
 
 It is registered (``inception>Ensemble``): ``model.save("x.keras")`` stores the members inside,
 and the file loads with ``keras.saving.load_model("x.keras")`` once ``inception`` is imported::
@@ -41,11 +43,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import numpy as np
-from keras import layers, ops
+from keras import layers
 
 from ..preprocessing import SCALES, Preprocessing
 from . import labels as lb
+from .combine import mean_weights, member_probabilities, weighted_mean
 from .info import ModelInfo, model_info, set_model_info
 
 
@@ -64,11 +66,9 @@ class AlignLabels(layers.Layer):
         self.indices = None if indices is None else [int(i) for i in indices]
 
     def call(self, x):
-        x = ops.cast(x, "float32")
-        x = x[:, self.offset :] if self.indices is None else ops.take(x, self.indices, axis=-1)
-        if self.from_logits:
-            return ops.softmax(x, axis=-1)
-        return x / ops.maximum(ops.sum(x, axis=-1, keepdims=True), 1e-12)
+        if self.indices is None:
+            x = x[:, self.offset :]
+        return member_probabilities(x, self.indices, self.from_logits)
 
     def compute_output_shape(self, input_shape):
         if self.indices is not None:
@@ -92,10 +92,7 @@ class WeightedMean(layers.Layer):
         self.member_weights = [float(w) for w in weights]
 
     def call(self, inputs):
-        total = inputs[0] * self.member_weights[0]
-        for x, w in zip(inputs[1:], self.member_weights[1:], strict=True):
-            total = total + x * w
-        return total
+        return weighted_mean(inputs, self.member_weights)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
@@ -241,11 +238,7 @@ class Ensemble(keras.Model):
             space = None if names is None else [names[c] for c in indices[0]]
         else:
             space, _, indices = label_columns(members, num_classes, label_offsets)
-        weights = _as_list(1.0 if weights is None else weights, n, "weights")
-        weights = np.asarray(weights, dtype=np.float64)
-        if np.any(~np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
-            raise ValueError(f"ensemble weights must be non-negative, not all 0; got {weights}.")
-        weights = (weights / weights.sum()).tolist()
+        weights = mean_weights(weights, n)
         prep = [p or i.preprocessing.scale for p, i in zip(_as_list(preprocessing, n, "x"), infos)]
         for p in prep:
             if p not in SCALES:

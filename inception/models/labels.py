@@ -6,13 +6,43 @@ does. Leading columns named ``background`` (TF-slim's 1001-class heads) or count
 ``label_offset`` belong to no class. Models, ensembles and data sets are matched by class name,
 so an ImageNet model evaluates on a folder of a few synset-named classes, and a model trained on
 a folder evaluates on that folder's validation split, without flags.
+
+A labels file (``--class-names``, ``--data-classes``, ``labels_file=``) names classes in label order,
+one per line: the line's text up to the first tab is the class name (spaces are part of it),
+anything after a tab is a description and ignored (so the package's own
+``imagenet_classes.tsv``, ``synset<TAB>lemmas``, is one); ``#`` starts a comment; surrounding
+whitespace and blank lines are skipped.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from ..errors import UsageError
 from ..preprocessing import imagenet_synsets
 
 BACKGROUND = "background"
+
+
+def read_labels_file(path: str | os.PathLike, distinct: bool = False) -> list[str]:
+    """The class names of a labels file (syntax in the module docstring), in label order.
+
+    Raises ``UsageError`` when the file does not exist, names no class or (with ``distinct``)
+    names a class twice."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UsageError(f"labels file {str(path)!r} does not exist.")
+    names = []
+    for line in path.read_text().splitlines():
+        name = line.split("#", 1)[0].split("\t", 1)[0].strip()
+        if name:
+            names.append(name)
+    if not names:
+        raise UsageError(f"labels file {str(path)!r} lists no classes (one name per line).")
+    if distinct and len(set(names)) != len(names):
+        raise UsageError(f"labels file {str(path)!r} lists a class more than once.")
+    return names
 
 
 def output_classes(info, width: int) -> list[str] | None:

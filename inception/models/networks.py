@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..preprocessing import INPUT_SIZE
 from . import blocks as blk
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ def _inputs(input_tensor, input_shape, include_top, aux_logits):
     from keras import layers
 
     if input_shape is None and input_tensor is None:
-        input_shape = (299, 299, 3) if include_top else (None, None, 3)
+        input_shape = (INPUT_SIZE, INPUT_SIZE, 3) if include_top else (None, None, 3)
     if input_shape is not None:
         input_shape = tuple(input_shape)
         if len(input_shape) != 3:

@@ -7,12 +7,11 @@ the paper (ILSVRC-2012 validation, single crop, 100 minus its error rates), in p
 
 The registry is read without Keras (names, defaults, variants, minimum input size): the commands
 check their arguments with it before TensorFlow loads. An entry gets its builder when
-``inception.models.builders`` is imported, which ``build`` does on first use.
+``inception.app.builders`` (the public builders and ``inception.build``) is imported.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,7 +74,7 @@ def list_models() -> list[str]:
 
 
 def get_model_config(name: str) -> ModelConfig:
-    """The entry of ``name`` (with its builder once ``inception.models.builders`` is loaded);
+    """The entry of ``name`` (with its builder once ``inception.app.builders`` is loaded);
     ``ValueError`` for a name that is not registered. Does not import Keras."""
     try:
         return _REGISTRY.get(name) or _CONFIGS[name]
@@ -83,17 +82,3 @@ def get_model_config(name: str) -> ModelConfig:
         raise ValueError(
             f"unknown model {name!r}; registered models: {', '.join(list_models())}."
         ) from None
-
-
-def build(name: str, **kwargs):
-    """Builds a registered model by name: ``build("inception_v4", weights=None, classes=10)``.
-
-    Unlike the builders, ``weights`` defaults to ``None`` (as timm's ``pretrained=False``).
-    Keyword arguments are those of the builder (``keras.applications`` signature plus
-    ``variant``, ``residual_scale``, ``aux_logits``, ``dropout_rate``, ``features_only``,
-    ``conv_bn``).
-    """
-    kwargs.setdefault("weights", None)
-    get_model_config(name)  # an unknown name fails before Keras loads
-    importlib.import_module(f"{__package__}.builders")  # registers the builders (imports Keras)
-    return _REGISTRY[name].builder(**kwargs)

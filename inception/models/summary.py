@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import math
 
+from ..preprocessing import INPUT_SIZE
 from . import blocks as blk
 from . import networks
+from .registry import get_model_config
 
 
 def count_macs(model) -> int:
@@ -86,11 +88,11 @@ class _Counter:
 
 
 @functools.cache
-def table_counts(name: str, variant: str | None = None, classes: int = 1000, size: int = 299):
+def table_counts(
+    name: str, variant: str | None = None, classes: int = 1000, size: int = INPUT_SIZE
+):
     """``(parameters, multiply-accumulates)`` of ``build(name, variant=variant, classes=classes,
     input_shape=(size, size, 3))``, computed from the architecture table (no Keras)."""
-    from .registry import get_model_config
-
     arch = networks.get_arch(name, variant or get_model_config(name).default_variant)
     count = _Counter()
     x = (size, size, 3)
@@ -111,39 +113,3 @@ def table_counts(name: str, variant: str | None = None, classes: int = 1000, siz
     count.params += x[2] * classes + classes  # the classifier (dense, with bias)
     count.macs += x[2] * classes
     return count.params, count.macs
-
-
-def model_row(name: str, variant: str | None = None) -> dict:
-    """Parameters, GMACs at the default input size and the paper's accuracy for one variant
-    (from the architecture table: nothing is built)."""
-    from .registry import get_model_config
-
-    config = get_model_config(name)
-    variant = variant or config.default_variant
-    params, macs = table_counts(name, variant, config.num_classes, config.input_size)
-    released = released_accuracy(name) if variant == "slim" else (None, None)
-    return {
-        "model": name,
-        "title": config.title,
-        "variant": variant,
-        "params": params,
-        "gmacs": macs / 1e9,
-        "input": config.input_size,
-        "paper_top1": config.paper_top1,
-        "paper_top5": config.paper_top5,
-        # released checkpoints exist for the slim architecture only
-        "released_top1": released[0],
-        "released_top5": released[1],
-    }
-
-
-def released_accuracy(name: str) -> tuple[float | None, float | None]:
-    """Top-1 / top-5 (percent) reported for the model's default pretrained weights, as recorded
-    in the weights manifest; ``(None, None)`` without a released checkpoint."""
-    from ..weights.manifest import load_manifest
-
-    default = load_manifest()["defaults"].get(name)
-    if default is None:
-        return None, None
-    entry = load_manifest()["entries"][default]
-    return entry.top1, entry.top5

@@ -241,8 +241,47 @@ def predict_response(outputs: dict[str, np.ndarray], columnar: bool) -> dict:
 
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what the exported graph decodes
 IMAGE_KEYS = ("images", "image/encoded")  # inputs / tf.Example features of `inception export`
-GIF_MAX_STEPS = 10_000  # + 1 per KiB: GIF blocks and short sub-blocks (as graph.GIF_MAX_STEPS)
+GIF_MAX_STEPS = 10_000  # + 1 per KiB: blocks and short sub-blocks a GIF may have
 UNBOUNDED = 2**62
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a format's header declares the image size: the one description followed by both
+    header readers, ``inspect_image`` here and ``graph.declared_pixels`` in the SavedModel.
+
+    ``magic`` opens the file, which has at least ``min_length`` bytes (and ``tag`` at its
+    offset); width and height are ``(offset, bytes)`` integers in ``byteorder``, ``signed`` ones
+    counting by their magnitude (a BMP's negative height means top-down rows).
+    """
+
+    magic: bytes
+    min_length: int
+    width: tuple[int, int]
+    height: tuple[int, int]
+    byteorder: str
+    signed: bool = False
+    tag: tuple[int, bytes] | None = None
+
+    def complete(self, data: bytes) -> bool:
+        """Whether ``data``, which starts with ``magic``, holds the whole size header."""
+        if len(data) < self.min_length:
+            return False
+        return self.tag is None or data[self.tag[0] : self.tag[0] + len(self.tag[1])] == self.tag[1]
+
+    def size(self, data: bytes) -> tuple[int, int]:
+        """``(width, height)`` declared by a complete header."""
+
+        def read(offset, count):
+            value = data[offset : offset + count]
+            return abs(int.from_bytes(value, self.byteorder, signed=self.signed))
+
+        return read(*self.width), read(*self.height)
+
+
+PNG = Layout(b"\x89PNG", 24, (16, 4), (20, 4), "big", tag=(12, b"IHDR"))
+GIF = Layout(b"GIF", 13, (6, 2), (8, 2), "little")
+BMP = Layout(b"BM", 26, (18, 4), (22, 4), "little", signed=True)
 
 
 @dataclass(frozen=True)
@@ -277,7 +316,7 @@ def _jpeg(data: bytes) -> Header | None:
 
 def _gif(data: bytes) -> Header:
     n = len(data)
-    canvas_w, canvas_h = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    canvas_w, canvas_h = GIF.size(data)
     pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
     frames, widest, tallest, area, steps = 0, 0, 0, 0, 0
     big = None  # the first frame over the canvas size, for the message
@@ -329,18 +368,17 @@ def inspect_image(data: bytes) -> Header | None:
     read without decoding anything; None when the bytes are not an image Pillow knows."""
     if data[:2] == b"\xff\xd8":
         return _jpeg(data)
-    if data[:4] == b"\x89PNG":
-        if len(data) < 24 or data[12:16] != b"IHDR":
+    if data.startswith(PNG.magic):
+        if not PNG.complete(data):
             return Header("PNG", None, "is not a valid PNG: its IHDR header is missing")
-        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        w, h = PNG.size(data)
         return Header("PNG", w * h, f"its header declares {w} x {h} pixels")
-    if data[:3] == b"GIF":
-        if len(data) < 13:
+    if data.startswith(GIF.magic):
+        if not GIF.complete(data):
             return Header("GIF", None, "is not a valid GIF: its header is cut short")
         return _gif(data)
-    if data[:2] == b"BM" and len(data) >= 26:
-        w = abs(int.from_bytes(data[18:22], "little", signed=True))
-        h = abs(int.from_bytes(data[22:26], "little", signed=True))
+    if data.startswith(BMP.magic) and BMP.complete(data):
+        w, h = BMP.size(data)
         return Header("BMP", w * h, f"its header declares {w} x {h} pixels")
     from PIL import Image
 

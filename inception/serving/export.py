@@ -26,8 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+from .limits import CLASSIFY_METHOD, DEFAULT_MAX_IMAGE_PIXELS
+from .repository import WARMUP_FILE
 
 
 def say(message: str, quiet: bool) -> None:
@@ -37,9 +37,11 @@ def say(message: str, quiet: bool) -> None:
 
 def class_names_for(members, labels: str | None = None) -> tuple[list, list[str]]:
     """``(common classes or None, the names the export returns)``: the models' own names
-    (ImageNet synsets as their first lemma), or one name per line of ``labels``."""
+    (ImageNet synsets as their first lemma), or those of the labels file ``labels``
+    (``inception.models.labels.read_labels_file``)."""
     from inception.evaluation.runner import common_classes
     from inception.models.ensemble import member_num_classes
+    from inception.models.labels import read_labels_file
     from inception.preprocessing import display_name
 
     space = common_classes(members)
@@ -47,9 +49,7 @@ def class_names_for(members, labels: str | None = None) -> tuple[list, list[str]
         member_num_classes(m.model) - m.info.label_offset for m in members
     )  # fmt: skip
     if labels:
-        if not os.path.isfile(labels):
-            raise FileNotFoundError(f"no such labels file: {labels}")
-        names = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
+        names = read_labels_file(labels)
         if len(names) != size:
             raise ValueError(
                 f"{labels} has {len(names)} names but the model predicts {size} classes; "
@@ -58,7 +58,7 @@ def class_names_for(members, labels: str | None = None) -> tuple[list, list[str]
         return space, names
     if space is None:
         raise ValueError(
-            f"the model's class names are unknown (it predicts {size} classes): pass --labels "
+            f"the model's class names are unknown (it predicts {size} classes): pass --class-names "
             "FILE with one name per line (models trained or converted by inception carry them)."
         )
     return space, [display_name(c) for c in space]
@@ -76,27 +76,24 @@ def build_archive(
     """A ``keras.export.ExportArchive`` with the three serving signatures over ``members``
     (``inception.app.resolve.Member`` objects)."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
-    from inception.evaluation import crops as crop_lib
     from inception.models import labels as lb
+    from inception.models.combine import align_probabilities, mean_weights
     from inception.models.ensemble import member_num_classes, member_returns_logits
-    from inception.preprocessing import SCALES
+    from inception.preprocessing import crops as crop_lib
+    from inception.preprocessing import rescale
 
     from . import graph
 
-    max_image_pixels = max_image_pixels or graph.DEFAULT_MAX_IMAGE_PIXELS
+    max_image_pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
     size = len(class_names)
     columns = [
         lb.columns(m.info, member_num_classes(m.model), space, size, f"model {m.name}")
         for m in members
     ]
     logits = [member_returns_logits(m.model) for m in members]
-    mean = np.ones(len(members)) if weights is None else np.asarray(weights, np.float64)
-    if mean.shape != (len(members),) or np.any(mean < 0) or mean.sum() <= 0:
-        raise ValueError(f"ensemble weights must be one non-negative number per model: {weights}")
-    mean = (mean / mean.sum()).tolist()
+    mean = mean_weights(weights, len(members))
     preps = [m.info.preprocessing for m in members]
     pixels_size = max(p.input_size for p in preps)
     top_k = min(top_k, size)
@@ -111,19 +108,12 @@ def build_archive(
             "probabilities": probabilities,
         }
 
-    def run(i, x):  # one member on its own input (cropped, at its size) -> aligned probabilities
-        scale = SCALES[preps[i].scale]
-        if scale is not None:
-            x = x * scale[0] + scale[1]
-        y = members[i].model(x, training=False)
-        y = tf.gather(tf.cast(y[0] if isinstance(y, (list, tuple)) else y, tf.float32),
-                      columns[i], axis=-1)  # fmt: skip
-        if logits[i]:
-            return tf.nn.softmax(y, axis=-1)
-        return y / tf.maximum(tf.reduce_sum(y, axis=-1, keepdims=True), 1e-12)
+    def run(i, x):  # one member on its own input (cropped, at its size) -> its main output
+        y = members[i].model(rescale(x, preps[i].scale), training=False)
+        return y[0] if isinstance(y, (list, tuple)) else y
 
     def combine(outs):
-        return tf.add_n([w * p for w, p in zip(mean, outs)])
+        return align_probabilities(outs, columns, logits, mean)
 
     def from_pixels(pixels):  # RGB [0, 255] at pixels_size, already cropped
         outs = []
@@ -250,9 +240,9 @@ def export_saved_model(
     next to the target under a dot-name (which TF-Serving and ``inception serve`` ignore) and
     renamed into place, so a polling server never sees a half-written version.
     """
+    from inception.app.resolve import Member
     from inception.evaluation.runner import common_classes
     from inception.models.info import model_info, set_model_info
-    from inception.app.resolve import Member
 
     target = version_dir(out, name, version)
     if target.exists() and not overwrite:

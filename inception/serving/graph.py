@@ -1,16 +1,15 @@
-"""The serving graph: image decoding, the decompression-bomb guard, central crop, resize, the
-forward pass, all inside the SavedModel.
+"""The serving graph's image decoding with the decompression-bomb guard, inside the SavedModel.
 
 Everything here is TensorFlow ops, so that ``tensorflow_model_server`` runs the same graph as
-``inception serve``. Pixels between stages are RGB floats in [0, 255]; each member sees them
-scaled to [-1, 1] (``inception.preprocess_input``).
+``inception serve``. The header layouts and limits are ``codec``'s, whose reader checks the
+same headers on the host before a request is batched.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-DEFAULT_MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000; the declared size is checked before decoding
+from .codec import BMP, GIF, GIF_MAX_STEPS, PNG
 
 
 def _bytes_at(contents, pos, count):
@@ -33,8 +32,32 @@ def _little_endian(b):
     return _big_endian(tf.reverse(b, [0]))
 
 
+def _is(contents, layout, length):
+    """Whether ``contents`` starts with ``layout``'s complete size header (``codec.Layout``)."""
+    ok = tf.logical_and(
+        tf.equal(tf.strings.substr(contents, 0, len(layout.magic)), layout.magic),
+        length >= layout.min_length,
+    )
+    if layout.tag is not None:
+        offset, tag = layout.tag
+        ok = tf.logical_and(ok, tf.equal(tf.strings.substr(contents, offset, len(tag)), tag))
+    return ok
+
+
+def _pixels(contents, layout):
+    """Width x height as ``layout``'s header declares them (int64)."""
+
+    def read(offset, count):
+        b = _bytes_at(contents, offset, count)
+        v = _big_endian(b) if layout.byteorder == "big" else _little_endian(b)
+        if layout.signed:
+            v = tf.where(v >= 2 ** (8 * count - 1), 2 ** (8 * count) - v, v)
+        return v
+
+    return read(*layout.width) * read(*layout.height)
+
+
 _GIF_SKIP = 64  # full 255-byte sub-blocks stepped over at once while walking a GIF
-GIF_MAX_STEPS = 10_000  # + 1 per KiB: blocks and short sub-blocks a GIF may have
 
 
 def _gif_frames(contents):
@@ -112,44 +135,30 @@ def declared_pixels(contents):
     at one byte per pixel, a quarter of what one decoded RGB float pixel costs).
     """
     length = tf.strings.length(contents)
-    head = tf.strings.substr(contents, 0, 4)
     zero = tf.constant(0, tf.int64)
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(contents, output_type=tf.int64)
         return shape[0] * shape[1]
 
-    def png():
-        return _big_endian(_bytes_at(contents, 16, 4)) * _big_endian(_bytes_at(contents, 20, 4))
-
     def gif():
-        canvas = _little_endian(_bytes_at(contents, 6, 2)) * _little_endian(
-            _bytes_at(contents, 8, 2)
-        )
         width, height, area = _gif_frames(contents)
-        pixels = tf.reduce_max(tf.stack([canvas, width * height, (area + 3) // 4]))
+        pixels = tf.reduce_max(tf.stack([_pixels(contents, GIF), width * height, (area + 3) // 4]))
         return tf.where(area >= 2**62, area, pixels)
 
-    def bmp():
-        def dim(pos):  # signed 32-bit (a negative height means top-down rows)
-            v = _little_endian(_bytes_at(contents, pos, 4))
-            return tf.where(v >= 2**31, 2**32 - v, v)
-
-        return dim(18) * dim(22)
-
-    is_png = tf.logical_and(
-        tf.equal(head, b"\x89PNG"),
-        tf.logical_and(length >= 24, tf.equal(tf.strings.substr(contents, 12, 4), b"IHDR")),
-    )
-    is_gif = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 3), b"GIF"), length >= 13)
-    is_bmp = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 2), b"BM"), length >= 26)
     return tf.cond(
         tf.io.is_jpeg(contents),
         jpeg,
         lambda: tf.cond(
-            is_png,
-            png,
-            lambda: tf.cond(is_gif, gif, lambda: tf.cond(is_bmp, bmp, lambda: zero)),
+            _is(contents, PNG, length),
+            lambda: _pixels(contents, PNG),
+            lambda: tf.cond(
+                _is(contents, GIF, length),
+                gif,
+                lambda: tf.cond(
+                    _is(contents, BMP, length), lambda: _pixels(contents, BMP), lambda: zero
+                ),
+            ),
         ),
     )
 
@@ -174,32 +183,3 @@ def decode(contents, max_pixels: int):
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
-
-
-def crop_and_resize(image, size: int, crop_fraction: float):
-    """uint8 or float ``(h, w, 3)`` -> float32 ``(size, size, 3)`` in [0, 255]: central crop of
-    ``crop_fraction`` of each side (the paper's single-crop evaluation), bilinear resize."""
-    image = tf.cast(image, tf.float32)
-    if crop_fraction < 1.0:
-        image = tf.image.central_crop(image, crop_fraction)
-    return tf.image.resize(image, [size, size], method="bilinear")
-
-
-def to_probabilities(model, pixels):
-    """Runs one classifier on [0, 255] pixels (scaled to [-1, 1] here) -> probabilities.
-
-    Models whose top layer has no softmax (logits) get one here; models with an auxiliary
-    head contribute their main output.
-    """
-    out = model(pixels / 127.5 - 1.0, training=False)
-    if isinstance(out, (list, tuple)):
-        out = out[0]
-    out = tf.cast(out, tf.float32)
-    return out if _ends_in_softmax(model) else tf.nn.softmax(out, axis=-1)
-
-
-def _ends_in_softmax(model) -> bool:
-    layer = model.layers[-1]
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", "") or type(layer).__name__
-    return "softmax" in name.lower()

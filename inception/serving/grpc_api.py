@@ -31,7 +31,7 @@ from tensorflow_serving.apis import (
 
 from . import codec, protos
 from .errors import ServingError, internal, invalid, too_large
-from .server import LARGE_REQUEST_BYTES
+from .limits import LARGE_REQUEST_BYTES
 
 log = logging.getLogger("inception.serving")
 

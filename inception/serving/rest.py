@@ -31,7 +31,7 @@ from google.protobuf import json_format
 
 from . import codec, protos
 from .errors import ServingError, internal, invalid, not_found, too_large
-from .server import LARGE_REQUEST_BYTES
+from .limits import LARGE_REQUEST_BYTES
 
 log = logging.getLogger("inception.serving")
 

@@ -34,20 +34,21 @@ from ..errors import UsageError
 from . import codec
 from .batching import Batcher, BatchingParameters
 from .errors import from_tensorflow, invalid, not_found, unavailable
+from .limits import (  # noqa: F401 (re-exported: the command line and tests read them here)
+    CLASSIFY_METHOD,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_LARGE_REQUESTS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_READ_TIMEOUT,
+    LARGE_REQUEST_BYTES,
+    MEDIUM_PARSE_THREADS,
+    PORT_FLAGS,
+    SMALL_REQUEST_BYTES,
+)
 from .metrics import Metrics
 from .repository import ModelSpec, ServedModel, Signature, Version, saved_model_base_error
 
 log = logging.getLogger("inception.serving")
-
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
-DEFAULT_MAX_LARGE_REQUESTS = 2
-DEFAULT_READ_TIMEOUT = 30.0
-LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this take a turn (--max-large-requests)
-SMALL_REQUEST_BYTES = 64 * 1024  # bodies up to this are parsed on the event loop
-MEDIUM_PARSE_THREADS = 2  # parse the bodies in between
-PORT_FLAGS = {"REST": "--rest-port", "gRPC": "--grpc-port"}
 
 
 def port_problem(host: str, port: int, api: str, flag: str) -> str:

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 
 import keras
 
-from inception.errors import UsageError
-
-from .config import JAX_STRATEGIES, PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
+from ..errors import UsageError
+from .options import JAX_STRATEGIES, PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
 
 
 @dataclass
@@ -62,7 +61,7 @@ class Runtime:
         a ``tf.distribute`` strategy, one global-batch pipeline that Keras splits on JAX."""
         if self.tf_strategy is None:
             return make(batch_size=global_batch)
-        from inception.data import pipeline
+        from ..data import pipeline  # TensorFlow
 
         return pipeline.distribute(self.tf_strategy, global_batch, make)
 

@@ -27,7 +27,7 @@ import h5py
 import keras
 import numpy as np
 
-from inception.errors import UsageError
+from ..errors import UsageError
 
 _NAME = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 MIB = 1 << 20
@@ -172,7 +172,7 @@ class Checkpoints:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise UsageError(
                 f"checkpoint {path} does not fit this run ({first}); it was written with another "
-                "--model, --mixed-precision, recipe or data set: use a new --model-dir, or the "
+                "--model, --precision, recipe or data set: use a new --model-dir, or the "
                 "options of the run that wrote it."
             ) from None
         return int(keras.ops.convert_to_numpy(optimizer.iterations))

@@ -18,12 +18,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from inception.errors import UsageError
-
-TF_STRATEGIES = ("tpu", "mirrored", "multi_worker")
-JAX_STRATEGIES = ("data_parallel",)
-STRATEGIES = ("auto", "one_device", *TF_STRATEGIES, *JAX_STRATEGIES)
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+from ..errors import UsageError
+from .options import JAX_STRATEGIES, PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +61,7 @@ class Recipe:
         values = {"synchronized": self.sync_batch_norm, "l2": self.weight_decay / 2.0}
         if self.bn_momentum is not None:
             values["momentum"] = self.bn_momentum
-        from inception.models.layers import ConvBN
+        from ..models.layers import ConvBN  # Keras
 
         return ConvBN(**{**values, **overrides})
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-import inception
-from inception.data import load_source, pipeline
-from inception.errors import UsageError
-
+from ..app.builders import build
+from ..data import load_source, pipeline
+from ..errors import UsageError
+from ..evaluation.evaluator import evaluate
+from ..models.info import model_info, save_model, set_model_info
 from . import backend
 from .callbacks import (
     MetricsLog,
@@ -52,7 +53,7 @@ def _build(plan: Plan, rt: backend.Runtime):
         with rt.scope():
             sync = rt.sync_batch_norm(plan.recipe.sync_batch_norm)
             conv_bn = plan.recipe.conv_bn(synchronized=sync)
-            net = inception.build(
+            net = build(
                 plan.model, input_shape=(plan.image_size, plan.image_size, 3),
                 classes=plan.source.num_classes, classifier_activation=None,
                 aux_logits=plan.aux, dropout_rate=plan.recipe.dropout_rate, conv_bn=conv_bn,
@@ -159,7 +160,7 @@ def _export(plan: Plan, net):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        export = inception.build(
+        export = build(
             plan.model, input_shape=(plan.image_size, plan.image_size, 3),
             classes=plan.source.num_classes, **({"variant": plan.variant} if plan.variant else {}),
         )  # fmt: skip
@@ -169,10 +170,10 @@ def _export(plan: Plan, net):
         if layer.weights:
             values = net.get_layer(layer.name).get_weights()
             layer.set_weights([np.asarray(v, np.float32) for v in values])
-    info = inception.model_info(export).replace(
+    info = model_info(export).replace(
         class_names=tuple(plan.source.class_names), weights=f"trained in {plan.model_dir}"
     )
-    inception.set_model_info(export, info)
+    set_model_info(export, info)
     return export
 
 
@@ -188,7 +189,7 @@ def _evaluate(plan: Plan, export) -> dict:
         source = plan.validation  # labelled by the training classes
     else:
         source = load_source(plan.data, plan.eval_split, data_dir=plan.data_dir)
-    result = inception.evaluate(
+    result = evaluate(
         export, plan.data, split=plan.eval_split, data_dir=plan.data_dir,
         batch_size=plan.global_batch, source=source, progress=False,
     )  # fmt: skip
@@ -329,7 +330,7 @@ def _save(export, path: Path, what: str, checkpoints: Checkpoints | None) -> str
     """``inception.save_model`` under a temporary name, renamed when complete; a full disk is
     a :class:`DiskFullError` and leaves no partial file."""
     partial = path.with_name("partial-" + path.name)
-    guarded_write(partial, lambda: inception.save_model(export, partial),
+    guarded_write(partial, lambda: save_model(export, partial),
                   variables_bytes(export.weights), what,
                   checkpoints.latest() if checkpoints else None)  # fmt: skip
     os.replace(partial, path)

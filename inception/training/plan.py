@@ -9,10 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-import inception
-from inception.data import load_source
-from inception.errors import UsageError
-
+from ..data import load_source
+from ..errors import UsageError
+from ..models.registry import get_model_config
 from . import backend
 from .config import Recipe
 
@@ -76,7 +75,7 @@ class Plan:
 
 
 def _resolve(model_name, data, image_size, batch_size, num_replicas, recipe):
-    config = inception.get_model_config(model_name)
+    config = get_model_config(model_name)
     size = int(image_size or config.input_size)
     if size < config.min_input_size:
         raise UsageError(

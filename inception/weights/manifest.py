@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..models.registry import get_model_config
 from ..preprocessing import Preprocessing
 from .sources import WeightsError
 
@@ -127,6 +128,14 @@ def preprocessing_for(model_name: str, fmt: str, name: str | None = None) -> Pre
     same = [e for e in found.values() if (e.model, e.format) == (model_name, fmt)]
     if same:
         return Preprocessing.from_dict(same[0].preprocessing)
-    from ..models.registry import get_model_config
-
     return get_model_config(model_name).preprocessing
+
+
+def released_accuracy(name: str) -> tuple[float | None, float | None]:
+    """Top-1 / top-5 (percent) reported for the model's default pretrained weights, as recorded
+    in the manifest; ``(None, None)`` without a released checkpoint."""
+    default = load_manifest()["defaults"].get(name)
+    if default is None:
+        return None, None
+    entry = load_manifest()["entries"][default]
+    return entry.top1, entry.top5

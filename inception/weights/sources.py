@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..preprocessing import INPUT_SIZE
+
 FORMATS = ("slim", "timm", "keras")
 
 
@@ -187,7 +189,7 @@ def read_keras3_applications(path: str) -> Source:
     try:
         reference = keras.applications.InceptionResNetV2(
             weights=None, include_top=width is not None, classes=width or 1000,
-            input_shape=(299, 299, 3),
+            input_shape=(INPUT_SIZE, INPUT_SIZE, 3),
         )  # fmt: skip
         reference.load_weights(path)
     except Exception:  # noqa: BLE001 (any mismatch: it is not that model's file)

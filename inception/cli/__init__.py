@@ -1,6 +1,8 @@
-"""The ``inception`` command. Each sub-command is a function ``main(argv) -> int`` (or the one
-named after ``:``) in its own module, imported only when used; help and argument errors are
-answered before TensorFlow loads.
+"""The ``inception`` command. Each sub-command is a function ``main(argv) -> int`` in its own
+module of this package (``inception.cli.train``, ...), imported only when used; help and argument
+errors are answered before TensorFlow loads. The flags the commands share are built in
+``inception.cli.flags``; the argument checks that run before TensorFlow loads are in
+``inception.cli.checks``.
 
 TensorFlow's start-up lines (oneDNN, CUDA probing, absl) are kept off the terminal unless
 ``--verbose`` (or ``INCEPTION_VERBOSE=1``) is given; errors are one line each
@@ -13,17 +15,17 @@ import importlib
 import os
 import sys
 
-from .errors import UsageError
+from ..errors import UsageError
 
 COMMANDS = {
-    "models": ("inception.commands.models", "list the registered models (params, input, accuracy)"),
-    "convert": ("inception.weights.cli", "convert a TF-slim / timm / Keras checkpoint"),
-    "train": ("inception.training.cli", "train a model (Keras fit on TensorFlow or JAX)"),
-    "eval": ("inception.evaluation.cli", "top-1/top-5 evaluation, multi-crop and ensembles"),
-    "predict": ("inception.evaluation.predict", "classify images, folders or URLs"),
-    "export": ("inception.serving.cli:export_main", "export SavedModels for TensorFlow Serving"),
-    "serve": ("inception.serving.cli:serve_main", "serve exported models over REST and gRPC"),
-    "plot": ("inception.plot", "draw a training run's curves or the model zoo (PNG)"),
+    "models": "list the registered models (params, input, accuracy)",
+    "convert": "convert a TF-slim / timm / Keras checkpoint",
+    "train": "train a model (Keras fit on TensorFlow or JAX)",
+    "eval": "top-1/top-5 evaluation, multi-crop and ensembles",
+    "predict": "classify images, folders or URLs",
+    "export": "export SavedModels for TensorFlow Serving",
+    "serve": "serve exported models over REST and gRPC",
+    "plot": "draw a training run's curves or the model zoo (PNG)",
 }
 
 
@@ -32,7 +34,7 @@ def _usage() -> str:
         "usage: inception [--verbose] COMMAND [options]   (inception COMMAND --help: its options)",
         "",
     ]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<8} {help_}" for name, help_ in COMMANDS.items()]
     lines += ["", "  --version  print the version", "  --verbose  show TensorFlow's start-up log"]
     return "\n".join(lines)
 
@@ -47,7 +49,7 @@ def quiet_tensorflow() -> None:
     later (``failed call to cuInit`` on a machine without a GPU driver is an ERROR line, printed
     when the devices are first listed) need the log level at 3, so a lower level in the
     environment (``make``'s 2, say) is raised: ``--verbose`` shows everything instead."""
-    from ._imports import around_import, stderr_silenced
+    from .._imports import around_import, stderr_silenced
 
     for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):
         try:
@@ -78,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not verbose:
         quiet_tensorflow()
-    module, _, function = COMMANDS[command][0].partition(":")
-    run = getattr(importlib.import_module(module), function or "main")
+    run = importlib.import_module(f"{__name__}.{command}").main
     try:
         return int(run(rest) or 0)
     except (UsageError, ValueError, FileNotFoundError) as exc:
@@ -89,7 +90,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
-"""``make demo`` step: export the model the training step produced, serve it on 127.0.0.1
-(free ports), ask it over REST and gRPC about a few images of its data set, shut down."""
+"""The serving step of ``make demo``: export the model the training step produced, serve it on
+127.0.0.1 (free ports), ask it over REST and gRPC about a few images of its data set, shut down."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ def run(workdir, trained: dict) -> dict:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from ..app.resolve import resolve
-    from .export import export_saved_model
-    from .repository import ModelSpec
-    from .server import ModelServer, ServerThread
+    from inception.app.resolve import resolve
+    from inception.serving.export import export_saved_model
+    from inception.serving.repository import ModelSpec
+    from inception.serving.server import ModelServer, ServerThread
 
     workdir = Path(workdir)
     out = workdir / "serving"

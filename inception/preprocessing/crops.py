@@ -1,11 +1,12 @@
-"""Crop schemes for evaluation: 1, 10, 12 and 144 crops per image, extracted in one batch.
+"""Resize and crop for every crop mode, and the crop schemes of evaluation: 1, 10, 12 and 144
+crops per image, extracted in one batch.
 
 Every scheme is a list of boxes ``(y0, x0, y1, x1)`` in pixel coordinates of the original image
 (``y1``/``x1`` exclusive, floats allowed) plus a mirror flag. Each box is resized to
 ``size x size`` (the model's input, 299 for the released models); all crops of one image come
 out of a single ``tf.image.crop_and_resize`` call, as one ``(crops, size, size, 3)`` batch.
 ``H x W`` is the image, ``s = min(H, W)`` its shorter side, ``f`` the central crop fraction
-(0.875).
+(``CROP_FRACTION`` by default).
 
 * **1 crop**, ``crop="fraction"`` (TF-slim's evaluation): the central fraction ``f`` of each
   dimension, ``(H - fH)/2, (W - fW)/2`` to ``(H + fH)/2, (W + fW)/2``, resized (aspect not kept);
@@ -34,6 +35,8 @@ crop and interpolation a model wants is its ``inception.Preprocessing`` (``extra
 from __future__ import annotations
 
 import numpy as np
+
+from .config import CROP_FRACTION, INPUT_SIZE, rescale
 
 SCHEMES = (1, 10, 12, 144)
 GOOGLENET_SCALES = (256, 288, 320, 352)  # shorter side, for a 224-pixel network
@@ -74,7 +77,7 @@ def _squares(height, width, s, portrait):
     return [(0.0 * height, 0.0 * width), (0.0 * height, (width - s) / 2), (0.0 * height, width - s)]
 
 
-def crop_boxes(crops, height, width, size=299, crop_fraction=0.875, crop="fraction"):
+def crop_boxes(crops, height, width, size=INPUT_SIZE, crop_fraction=CROP_FRACTION, crop="fraction"):
     """Boxes ``[(y0, x0, y1, x1), ...]`` and mirror flags of one scheme for an ``H x W`` image.
 
     Returns ``(boxes, flips)``: ``boxes`` an ``(n, 4)`` float array (a float32 tensor when
@@ -131,7 +134,12 @@ def crop_boxes(crops, height, width, size=299, crop_fraction=0.875, crop="fracti
 
 
 def extract_crops(
-    image, crops, size=299, crop_fraction=0.875, crop="fraction", interpolation="bilinear"
+    image,
+    crops,
+    size=INPUT_SIZE,
+    crop_fraction=CROP_FRACTION,
+    crop="fraction",
+    interpolation="bilinear",
 ):
     """All crops of one ``(H, W, 3)`` image as one ``(n, size, size, 3)`` float32 batch.
 
@@ -182,12 +190,7 @@ def _bicubic(image, box, size):
 def extract(image, crops, prep):
     """``extract_crops`` with a model's ``inception.Preprocessing`` (size, fraction, crop,
     interpolation), then its scaling: the batch a model of that preprocessing takes."""
-    from inception.preprocessing import SCALES
-
     out = extract_crops(
         image, crops, prep.input_size, prep.crop_fraction, prep.crop, prep.interpolation
     )
-    if SCALES[prep.scale] is not None:
-        scale, offset = SCALES[prep.scale]
-        out = out * scale + offset
-    return out
+    return rescale(out, prep.scale)

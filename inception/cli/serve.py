@@ -1,8 +1,6 @@
-"""The serving commands: ``inception export`` (SavedModels for TensorFlow Serving) and
-``inception serve`` (the command line of ``ModelServer``: TF-Serving's flags where they exist,
-plus this server's limits, with graceful shutdown on SIGTERM/SIGINT). Both parse their
-arguments before TensorFlow is loaded; ``inception serve`` also checks its ports and base paths
-first."""
+"""``inception serve``: the command line of ``ModelServer`` (TF-Serving's flags where they exist,
+plus this server's limits), with graceful shutdown on SIGTERM/SIGINT. It parses its arguments and
+checks its ports and base paths before TensorFlow is loaded."""
 
 from __future__ import annotations
 
@@ -14,10 +12,10 @@ import signal
 import sys
 import time
 
-from ..errors import UsageError
-from .batching import BatchingParameters
-from .repository import ModelSpec, parse_model_config, saved_model_base_error
-from .server import (
+from inception.errors import UsageError
+from inception.serving.batching import BatchingParameters
+from inception.serving.repository import ModelSpec, parse_model_config, saved_model_base_error
+from inception.serving.server import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_LARGE_REQUESTS,
     DEFAULT_MAX_REQUEST_BYTES,
@@ -37,7 +35,7 @@ BATCHING_FLAGS = (
 )
 
 
-def parse_serve_args(argv):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inception serve",
         description="Serve exported SavedModels with TensorFlow Serving's REST and gRPC APIs.",
@@ -97,7 +95,7 @@ def parse_serve_args(argv):
         "--max-image-pixels",
         type=int,
         default=DEFAULT_MAX_IMAGE_PIXELS,
-        help="refuse images whose headers declare more pixels (64e6)",
+        help="refuse images whose header declares more pixels (64e6)",
     )
     p.add_argument(
         "--max-large-requests",
@@ -125,7 +123,11 @@ def parse_serve_args(argv):
         default=30.0,
         help="on SIGTERM: time queued work gets to run; the rest is answered UNAVAILABLE (30 s)",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_serve_args(argv):
+    args = parser().parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
     args.port_flags = {  # the spelling given, for messages
         api: next((f for f in names for a in given if a == f or a.startswith(f + "=")), names[0])
@@ -250,7 +252,7 @@ async def serve(server: ModelServer) -> None:
     print(f"inception serve: stopped ({time.monotonic() - started:.1f} s)", flush=True)
 
 
-def serve_main(argv=None) -> int:
+def main(argv=None) -> int:
     """``inception serve``: serves until a signal; once stopped, the process exits at once
     (the interpreter's teardown of TensorFlow takes seconds and has nothing left to save)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -262,117 +264,3 @@ def serve_main(argv=None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
-
-
-def parse_export_args(argv):
-    p = argparse.ArgumentParser(
-        prog="inception export",
-        description="Export a model (or an ensemble) as a SavedModel for TensorFlow Serving. "
-        "Class names, input size and preprocessing come with the weights.",
-    )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="registered name(s) or .keras file(s), comma-separated for an ensemble",
-    )
-    p.add_argument(
-        "--weights",
-        default="imagenet",
-        help="'imagenet' (default: each model's pretrained entry), a manifest entry, a "
-        ".weights.h5 / .keras path, or 'none' (random weights, for smoke tests); one, or one "
-        "per model (comma-separated)",
-    )
-    p.add_argument("--name", required=True, help="model name (the folder under --out)")
-    p.add_argument("--version", required=True, type=int, help="version number (positive)")
-    p.add_argument("--out", required=True, help="model base directory")
-    p.add_argument(
-        "--image-size", default=None, help="input size of named models (default: their own)"
-    )
-    p.add_argument(
-        "--classes", type=int, default=None, help="classes of a randomly initialised model"
-    )
-    p.add_argument("--variant", default=None, help="architecture variant (slim or paper)")
-    p.add_argument(
-        "--labels", default=None, help="class names, one per line (default: the models' own)"
-    )
-    p.add_argument(
-        "--ensemble-weights", default=None, help="comma-separated weight per model (equal)"
-    )
-    p.add_argument("--top-k", type=int, default=5, help="classes returned per image (5)")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        default="auto",
-        help="arithmetic of the exported graph, behind the same float32/string signatures: auto "
-        "(default: bfloat16 where this machine has it), float32, bfloat16, float16",
-    )
-    p.add_argument(
-        "--crop-fraction",
-        type=float,
-        default=None,
-        help="central crop before resizing (default: each model's own, 0.875 for TF-slim's)",
-    )
-    p.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=None,
-        help="refuse images whose header declares more pixels (64e6)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    p.add_argument("--no-warmup", action="store_true", help="do not write a warmup request")
-    p.add_argument("--quiet", action="store_true", help="print only the result line")
-    return p.parse_args(argv)
-
-
-def export_main(argv=None) -> int:
-    """``inception export``: checks every argument before building anything (building takes
-    a while), then writes the SavedModel."""
-    args = parse_export_args(argv)
-    from inception.commands.checks import check_arguments
-
-    check_arguments(models=args.model, weights=args.weights, image_size=args.image_size)
-    from inception.app.resolve import check_entry, per_member, resolve_all, split_list
-
-    from .export import class_names_for, export_saved_model, say, version_dir
-
-    models = split_list(args.model)
-    if not models:
-        raise ValueError("--model is empty: pass a model name such as inception_v4.")
-    target = version_dir(args.out, args.name, args.version)
-    if target.exists() and not args.overwrite:
-        raise ValueError(
-            f"{target} already exists; choose another --version or pass --overwrite to replace it."
-        )
-    for m in models:
-        check_entry(m)
-    sizes = per_member(args.image_size, len(models), "--image-size")
-    weights = per_member(args.weights, len(models), "--weights", "imagenet")
-    mean = None
-    if args.ensemble_weights:
-        try:
-            mean = [float(w) for w in per_member(args.ensemble_weights, len(models), "x")]
-        except ValueError:
-            raise ValueError(
-                f"--ensemble-weights must be one number per model; got {args.ensemble_weights!r}."
-            ) from None
-    if args.labels and not os.path.isfile(args.labels):
-        raise FileNotFoundError(f"no such labels file: {args.labels}")
-    if any(str(w).lower() == "none" for w in weights):
-        say("--weights none: exporting RANDOM weights (for smoke tests only)", args.quiet)
-    members = []
-    for m, w, s in zip(models, weights, sizes):
-        say(f"loading {m} ({w if not str(m).endswith('.keras') else 'saved model'})", args.quiet)
-        members += resolve_all([m], w, image_size=int(s) if s else None,
-                               num_classes=args.classes, variant=args.variant)  # fmt: skip
-    _, names = class_names_for(members, args.labels)
-    path = export_saved_model(
-        members, args.out, args.name, args.version, names, weights=mean, top_k=args.top_k,
-        crop_fraction=args.crop_fraction, max_image_pixels=args.max_image_pixels,
-        overwrite=args.overwrite, warmup=not args.no_warmup, quiet=args.quiet,
-        precision=args.precision,
-    )  # fmt: skip
-    print(
-        f"exported {','.join(map(str, models))} to {path} (signatures: serving_default, "
-        "predict_pixels, classify)"
-    )
-    return 0

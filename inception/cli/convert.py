@@ -1,7 +1,7 @@
 """``inception convert``: a TF-slim / timm / Keras checkpoint -> this project's ``.weights.h5``.
 
     inception convert SRC --model NAME [--classes 1000|1001] [--aux-logits] --out FILE
-                      [--format slim|timm|keras] [--keras FILE] [--input-size N] [--quiet]
+                      [--format slim|timm|keras] [--keras FILE] [--image-size N] [--quiet]
     inception convert --list
 
 SRC is a local checkpoint (TF-slim/TF1 checkpoint prefix, folder or .tar.gz; timm .safetensors;
@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import flags
+
 PRETRAINED_MODELS = ("inception_v4", "inception_resnet_v2")
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inception convert",
         description="Convert a TF-slim, timm or Keras checkpoint into a .weights.h5 that loads "
@@ -35,16 +37,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="source format (default: from the file)")  # fmt: skip
     p.add_argument("--out", help="the .weights.h5 file to write")
     p.add_argument("--keras", metavar="FILE", help="also save the whole model as a .keras file")
-    p.add_argument("--input-size", type=int, default=None,
-                   help="fixed input size of the saved model (default 299)")  # fmt: skip
+    flags.add_renamed(p, "--input-size", flags.add_image_size(p))
     p.add_argument("--verbose", action="store_true", help="list every source tensor used")
-    p.add_argument("--quiet", action="store_true", help="print only the files written")
+    flags.add_quiet(p)
     p.add_argument("--list", action="store_true", help="list the manifest's pretrained entries")
     return p
 
 
 def _list() -> int:
-    from .manifest import entries, load_manifest
+    from inception.weights.manifest import entries, load_manifest
 
     defaults = set(load_manifest()["defaults"].values())
     for name, e in entries().items():
@@ -60,7 +61,7 @@ def _list() -> int:
 def main(argv=None) -> int:
     from inception.errors import UsageError
 
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     if args.list:
         return _list()
     if not args.source or not args.model or not args.out:
@@ -76,12 +77,12 @@ def main(argv=None) -> int:
         raise UsageError("--aux-logits needs the classifier: drop --no-top.")
 
     import inception
-
-    from .convert import convert_into
-    from .download import fetch
-    from .loading import load_weights
-    from .manifest import get_entry
-    from .sources import detect_format, read_source
+    from inception.preprocessing import INPUT_SIZE
+    from inception.weights.convert import convert_into
+    from inception.weights.download import fetch
+    from inception.weights.loading import load_weights
+    from inception.weights.manifest import get_entry
+    from inception.weights.sources import detect_format, read_source
 
     def say(message):
         if not args.quiet:
@@ -99,14 +100,14 @@ def main(argv=None) -> int:
     fmt = fmt or detect_format(source)
     say(f"reading {source} ({fmt if fmt != 'converted' else 'Keras 3 weights file'})")
     checkpoint = None if fmt == "converted" else read_source(source, fmt)  # fails fast
-    size = args.input_size or 299
+    size = args.image_size or INPUT_SIZE
     model = inception.build(
         args.model,
         variant="slim",
         include_top=not args.no_top,
         classes=args.classes,
         aux_logits=args.aux_logits,
-        input_shape=(size, size, 3) if (args.input_size or args.aux_logits) else None,
+        input_shape=(size, size, 3) if (args.image_size or args.aux_logits) else None,
         weights=None,
     )
     say(f"converting into {args.model} ({'no top' if args.no_top else f'{args.classes} classes'})")
@@ -135,8 +136,7 @@ def _info(model, args, fmt, name):
     the manifest entry it came from (or of its format's entries), its provenance."""
     import inception
     from inception.preprocessing import imagenet_synsets
-
-    from .manifest import preprocessing_for
+    from inception.weights.manifest import preprocessing_for
 
     top = not args.no_top
     prep = preprocessing_for(args.model, fmt, name)

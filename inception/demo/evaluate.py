@@ -1,4 +1,4 @@
-"""Demo step for ``make demo``: evaluate the small model the training demo produced.
+"""The evaluation step of ``make demo``: evaluate the small model the training demo produced.
 
 ``run(workdir, trained)`` evaluates the saved ``.keras`` model with 1 crop, then with 12 crops
 together with the model rebuilt from its ``.weights.h5`` as a two-member ensemble (the two must
@@ -26,11 +26,11 @@ def _images(folder, count):
 def run(workdir, trained: dict) -> dict:
     """``trained``: data_dir, model, image_size, num_classes, class_names, weights, keras_model."""
     del workdir  # nothing is written: the evaluation only reads the trained model and data
-    from ..models.ensemble import Ensemble
-    from ..models.info import load_model
-    from ..app.resolve import resolve
-    from .evaluator import evaluate, format_table
-    from .predict import predict
+    from inception.app.resolve import resolve
+    from inception.evaluation.evaluator import evaluate, format_table
+    from inception.evaluation.predict import predict
+    from inception.models.ensemble import Ensemble
+    from inception.models.info import load_model
 
     saved = load_model(trained["keras_model"])
     rebuilt = resolve(

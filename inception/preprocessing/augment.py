@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from .config import CROP_FRACTION, Preprocessing, rescale
+from .crops import extract
+
 MIN_OBJECT_COVERED = 0.1
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 AREA_RANGE = (0.05, 1.0)
 MAX_ATTEMPTS = 100
-CENTRAL_FRACTION = 0.875
 
 
 def image_shape(image_bytes) -> tf.Tensor:
@@ -75,7 +77,7 @@ def distorted_window(shape, seed) -> tf.Tensor:
 
 def scale(image) -> tf.Tensor:
     """uint8 or float RGB in [0, 255] -> float32 in [-1, 1] (as ``inception.preprocess_input``)."""
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+    return rescale(tf.cast(image, tf.float32))
 
 
 def _resize(image, size) -> tf.Tensor:
@@ -119,14 +121,11 @@ def train_image(image_bytes, size: int, seed, colour_distortion: bool = False) -
     return image
 
 
-def eval_image(image_bytes, size: int, crop_fraction: float = CENTRAL_FRACTION) -> tf.Tensor:
-    """Evaluation preprocessing, the single crop of ``inception eval``
-    (``inception.evaluation.crops``): the central ``crop_fraction`` of each side, bilinear resize
-    to ``size`` x ``size``, scaled to [-1, 1]. Returns float32 ``[size, size, 3]``, so validation
-    during training scores as ``inception eval`` does."""
-    from inception.evaluation.crops import extract
-    from inception.preprocessing import Preprocessing
-
+def eval_image(image_bytes, size: int, crop_fraction: float = CROP_FRACTION) -> tf.Tensor:
+    """Evaluation preprocessing, the single crop of ``inception eval`` (``crops.extract``): the
+    central ``crop_fraction`` of each side, bilinear resize to ``size`` x ``size``, scaled to
+    [-1, 1]. Returns float32 ``[size, size, 3]``, so validation during training scores as
+    ``inception eval`` does."""
     prep = Preprocessing(input_size=size, crop_fraction=crop_fraction)
     image = extract(_decode_whole(image_bytes), 1, prep)[0]
     image.set_shape([size, size, 3])

@@ -4,12 +4,12 @@
    table with parameters and measured images/s. Where converted ImageNet weights are already in the
    cache (``inception convert`` / a previous ``weights="imagenet"``), it prints their top-5 classes.
 2. When the training, evaluation and serving parts are installed, runs a short training of a small
-   model on a generated data set, evaluates it, exports it and serves it (each step in its module's
-   ``demo.run``).
+   model on a generated data set, evaluates it, exports it and serves it (each step's ``run`` in
+   ``inception.demo.train``, ``inception.demo.evaluate`` and ``inception.demo.serve``).
 
-Run it with ``python -m inception.demo [--workdir DIR] [--skip-pipeline]``. Everything is
-written under ``out/demo`` (emptied at the start of each run) or ``--workdir``, and the folder is
-printed at the end.
+Run it with ``make demo`` or ``python -m inception.demo [--workdir DIR] [--skip-pipeline]``.
+Everything is written under ``out/demo`` (emptied at the start of each run) or ``--workdir``,
+and the folder is printed at the end.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def load_batch(paths, prep) -> np.ndarray:
     crop of ``inception eval``, resized and scaled."""
     import tensorflow as tf
 
-    from inception.evaluation.crops import extract
+    from inception.preprocessing.crops import extract
 
     images = [tf.io.decode_image(Path(p).read_bytes(), channels=3) for p in paths]
     return np.concatenate([extract(image, 1, prep).numpy() for image in images])
@@ -108,9 +108,9 @@ def pretrained_top5(name, model, x, paths) -> None:
 
 
 PIPELINE = [
-    ("train", "inception.training.demo"),
-    ("evaluate", "inception.evaluation.demo"),
-    ("export + serve", "inception.serving.demo"),
+    ("train", "inception.demo.train"),
+    ("evaluate", "inception.demo.evaluate"),
+    ("export + serve", "inception.demo.serve"),
 ]
 
 
@@ -158,7 +158,3 @@ def main(argv=None) -> int:
         pipeline(workdir)
     print(f"\ndemo files: {workdir.resolve()}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,9 +6,18 @@ import argparse
 import json
 import sys
 
-from inception.errors import UsageError
+from inception.training.config import STRATEGIES, recipe_names
 
-from .config import PRECISIONS, STRATEGIES, recipe_names
+from . import flags
+
+# --precision -> the Keras mixed-precision policy that inception.train takes
+POLICIES = {
+    "auto": "auto",
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
+OLD_PRECISIONS = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}  # --mixed-precision
 
 EPILOG = """\
 The backend is Keras': KERAS_BACKEND=tensorflow (default) or KERAS_BACKEND=jax.
@@ -30,26 +39,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", required=True, help="inception_v4, inception_resnet_v1 or inception_resnet_v2"
     )
-    p.add_argument(
-        "--data",
-        required=True,
-        help="imagenet2012, tfds:NAME, or a folder with one sub-folder per class",
-    )
+    flags.add_data(p)
     p.add_argument(
         "--model-dir",
         required=True,
         help="where checkpoints, logs, metrics and the trained model go",
     )
-    p.add_argument(
-        "--data-dir", help="tfds data dir (imagenet2012: the ILSVRC tars in DIR/downloads/manual)"
-    )
-    p.add_argument("--image-size", type=int, help="input height = width (default: 299)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        help="GLOBAL batch, split evenly over replicas (default: the recipe's "
-        "batch_size x replicas)",
-    )
+    flags.add_data_dir(p)
+    flags.add_image_size(p)
+    flags.add_batch_size(p, "the recipe's batch_size x replicas; the GLOBAL batch, split "
+                         "evenly over the replicas")  # fmt: skip
     length = p.add_mutually_exclusive_group(required=True)
     length.add_argument("--epochs", type=float, help="length of the run in epochs of --data")
     length.add_argument("--steps", type=int, help="length of the run in steps")
@@ -70,13 +69,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="tensorflow: tpu, mirrored, multi_worker (TF_CONFIG), one_device; jax: "
         "data_parallel, one_device; auto: all devices (default)",
     )
-    p.add_argument(
-        "--mixed-precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto: mixed_bfloat16 on TPUs and GPUs of compute capability >= 8.0, "
-        "mixed_float16 (loss scaling) on older GPUs, float32 on CPUs",
-    )
+    precision = flags.add_precision(p, "auto", flags.TRAIN_PRECISION_WHY)
+    flags.add_renamed(p, "--mixed-precision", precision, values=OLD_PRECISIONS)
     p.add_argument(
         "--seed", type=int, help="seeds initialisation, dropout, shuffling and augmentation"
     )
@@ -85,7 +79,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ordered input and deterministic kernels: a rerun reproduces the weights",
     )
-    p.add_argument("--variant", help="model variant: slim (default) or paper")
+    flags.add_variant(p)
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -112,17 +106,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-eval", action="store_true", help="skip the final evaluation of the trained model"
     )
-    p.add_argument("--quiet", action="store_true", help="print no progress and no notes")
+    flags.add_quiet(p)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from inception.commands.checks import check_arguments
+    from .checks import check_arguments
 
     check_arguments(models=[args.model], image_size=args.image_size, data=args.data, files=False)
-    from .callbacks import TrainingDivergedError, TrainingInterrupted
-    from .checkpoints import DiskFullError
-    from .loop import train
+    from inception.training.callbacks import TrainingDivergedError, TrainingInterrupted
+    from inception.training.checkpoints import DiskFullError
+    from inception.training.loop import train
 
     try:
         result = train(
@@ -135,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             recipe=args.recipe,
             strategy=args.strategy,
-            mixed_precision=args.mixed_precision,
+            mixed_precision=POLICIES[args.precision],
             seed=args.seed,
             deterministic=args.deterministic,
             data_dir=args.data_dir,
@@ -160,11 +154,3 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("steps", "resumed_from", "backend", "replicas", "metrics", "keras_model", "weights")
     print(json.dumps({k: result.get(k) for k in keys}, default=str))
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UsageError as exc:
-        print(f"inception train: error: {exc}", file=sys.stderr)
-        sys.exit(2)

@@ -1,11 +1,12 @@
-"""The training part of ``make demo``: a generated data set, a short real ``inception train`` of
+"""The training step of ``make demo``: a generated data set, a short real ``inception train`` of
 Inception-ResNet-v1 at 75x75 on the CPU, and its evaluation.
 
 The data set: ``CLASSES`` classes of synthetic photographs-to-be (a class colour, a textured
 background, a bright square at a random place), written as JPEG folders ``train/<class>`` and
 ``validation/<class>``. It is easy on purpose: the point is to show the whole loop (input
 pipeline, ``fit`` with the paper's recipe, checkpoints, moving averages, export, evaluation) in a
-few minutes on 2 cores. Runs on the backend Keras runs on (``KERAS_BACKEND``).
+few minutes on 2 cores. Runs on the backend Keras runs on (``KERAS_BACKEND``). Alone:
+``python -m inception.demo.train [DIR]``.
 """
 
 from __future__ import annotations

@@ -5,23 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import flags
+
 
 def _fmt(value):
     return "-" if value is None else f"{value:.1f}"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="inception models",
         description="List the registered models with parameters, GMACs at 299x299, input size "
         "and the paper's and the released checkpoints' top-1/top-5 accuracy.",
     )
-    parser.add_argument("--all-variants", action="store_true", help="one row per variant")
-    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    args = parser.parse_args(argv)
+    p.add_argument("--all-variants", action="store_true", help="one row per variant")
+    flags.add_json(p)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
 
     import inception
-    from inception.models.summary import model_row
+    from inception.app.zoo import model_row
 
     rows = []
     for name in inception.list_models():
