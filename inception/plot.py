@@ -93,13 +93,13 @@ def plot_run(run_dir, out=None) -> Path:
 def plot_zoo(out) -> Path:
     """Writes top-1 accuracy against GMACs at 299x299 for every model and variant: the paper's
     (circles, area by parameters) and the released checkpoints' (stars)."""
-    import inception
     from inception.app.zoo import model_row
+    from inception.models.registry import get_model_config, list_models
 
     rows = [
         model_row(name, variant)
-        for name in inception.list_models()
-        for variant in inception.get_model_config(name).variants
+        for name in list_models()
+        for variant in get_model_config(name).variants
     ]
     points = {}  # variants of the same size and accuracy share a point (Inception-v4's)
     for row in rows:

@@ -1,14 +1,48 @@
-"""Helpers shared by several test modules: small image folders and a classifier whose
-predictions are known in advance. (Fixtures live in ``conftest.py``.)"""
+"""Helpers shared by the test modules: the repository root, free ports, small image folders and
+image headers, and a classifier whose predictions are known in advance. (Fixtures live in
+``conftest.py``.) Keras loads only when a model is made."""
 
 from __future__ import annotations
 
 import io
+import socket
+import struct
+import zlib
+from pathlib import Path
 
-import keras
 import numpy as np
 from ilsvrc import synthetic_jpeg
 from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1 right now (all bound at once, then released)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The first 33 bytes of an RGB PNG of ``width`` x ``height``: signature and IHDR, no data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
 
 
 def write_class_folder(root, classes=("cat", "dog", "eel"), per_class=3, seed=0):
@@ -38,6 +72,8 @@ CASES = [(3, 3), (5, 5), (0, 0), (9, 9), (5, 6), (5, 3), (0, 4), (5, 8), (1, 7),
 
 
 def colour_model(size=48, background=None, name="colour"):
+    import keras
+
     images = keras.Input((size, size, 3))
     x = keras.layers.GlobalAveragePooling2D()(images)
     kernel = np.zeros((3, NUM), np.float32)
@@ -84,6 +120,8 @@ def randomize_batchnorm(model, seed=0):
 
 
 def all_layers(model):
+    import keras
+
     for layer in model.layers:
         yield from all_layers(layer) if isinstance(layer, keras.Model) else [layer]
 

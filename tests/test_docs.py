@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port
 from ilsvrc import write_ilsvrc2012
 from PIL import Image
 from weights_fixtures import SPECS, LocalServer, file_hash, random_tensors, slim_checkpoint
@@ -58,10 +58,10 @@ DOCUMENTS = [
 RUN = {"sh", "bash", "python"}
 TIMEOUT = 900
 WORKERS = 3  # documents at once: most of a block's time is single-threaded tracing
-LONGEST_FIRST = {"README.md": 3, "docs/training.md": 2, "serve/README.md": 1}  # started first
+LONGEST_FIRST = {"README.md": 3, "docs/training.md": 2, "docs/serving.md": 1}  # started first
 
 SUBSTITUTIONS = [  # (text, replacement) in every document: run lengths and sizes only
-    ("--crops 144", "--crops 1"),  # 144 crops: tests/test_eval.py
+    ("--crops 144", "--crops 1"),  # 144 crops: tests/evaluation/test_eval.py
     ("classes=1000, classifier_activation=None,", "classes=1000, input_shape=(107, 107, 3),"
      " classifier_activation=None,"),
     ("image_size=(299, 299), batch_size=256", "image_size=(107, 107), batch_size=2"),
@@ -99,12 +99,6 @@ def blocks(text):
             marker = None
         i += 1
     return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- what the documents name -------------------------------------------------------------------

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 
 from ..models.info import ModelInfo, load_model, model_info, read_info
 from ..models.registry import get_model_config, list_models
+from ..weights.presets import DEFAULT_WEIGHTS, NO_WEIGHTS
 from .builders import build
-
-DEFAULT_WEIGHTS = "imagenet"
-NO_WEIGHTS = ("none", "None", "random", "")
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..errors import check_image_folder
 from ..models.registry import get_model_config, list_models
+from ..weights.presets import DEFAULT_WEIGHTS, NO_WEIGHTS
 
-NO_WEIGHTS = ("none", "None", "random", "")  # inception.app.resolve.NO_WEIGHTS
 WEIGHT_FILE_SUFFIXES = (".h5", ".keras", ".safetensors", ".gz")
 
 
@@ -49,7 +49,7 @@ def check_weights(weights) -> None:
     """A ``--weights`` value (one, or one per model) that names a file must name one that
     exists ('imagenet', manifest entries and 'none' pass)."""
     for spec in _split(weights):
-        if spec in NO_WEIGHTS or spec == "imagenet" or ":" in spec:
+        if spec in NO_WEIGHTS or spec == DEFAULT_WEIGHTS or ":" in spec:
             continue
         if os.path.exists(spec) or os.path.exists(f"{spec}.index"):  # .index: a TF checkpoint
             continue

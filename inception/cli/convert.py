@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inception convert",
         description="Convert a TF-slim, timm or Keras checkpoint into a .weights.h5 that loads "
-        "into inception.build(NAME, variant='slim', classes=..., weights=None).",
+        "into build(NAME, variant='slim', classes=..., weights=None).",
     )
     p.add_argument("source", nargs="?", help="checkpoint path, or a manifest name (see --list)")
     p.add_argument("--model", choices=PRETRAINED_MODELS, help="target network")
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     if args.aux_logits and args.no_top:
         raise UsageError("--aux-logits needs the classifier: drop --no-top.")
 
-    import inception
+    from inception.app.builders import build
+    from inception.models.info import model_info, save_model
     from inception.preprocessing import INPUT_SIZE
     from inception.weights.convert import convert_into
     from inception.weights.download import fetch
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     say(f"reading {source} ({fmt if fmt != 'converted' else 'Keras 3 weights file'})")
     checkpoint = None if fmt == "converted" else read_source(source, fmt)  # fails fast
     size = args.image_size or INPUT_SIZE
-    model = inception.build(
+    model = build(
         args.model,
         variant="slim",
         include_top=not args.no_top,
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
     if checkpoint is None:
         load_weights(model, args.model, source, include_top=not args.no_top, classes=args.classes,
                      aux_logits=args.aux_logits)  # fmt: skip
-        info = inception.model_info(model)
+        info = model_info(model)
     else:
         report = convert_into(model, args.model, checkpoint)
         if args.verbose:
@@ -123,10 +124,10 @@ def main(argv=None) -> int:
             print(report.summary())
         info = _info(model, args, fmt, name)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    inception.save_model(model, args.out, info)
+    save_model(model, args.out, info)
     print(f"wrote {args.out}")
     if args.keras:
-        inception.save_model(model, args.keras, info)
+        save_model(model, args.keras, info)
         print(f"wrote {args.keras}")
     return 0
 
@@ -134,14 +135,14 @@ def main(argv=None) -> int:
 def _info(model, args, fmt, name):
     """The record of a converted ImageNet checkpoint: ImageNet's classes, the preprocessing of
     the manifest entry it came from (or of its format's entries), its provenance."""
-    import inception
+    from inception.models.info import model_info
     from inception.preprocessing import imagenet_synsets
     from inception.weights.manifest import preprocessing_for
 
     top = not args.no_top
     prep = preprocessing_for(args.model, fmt, name)
     shape = model.inputs[0].shape
-    return inception.model_info(model).replace(
+    return model_info(model).replace(
         class_names=imagenet_synsets(args.classes) if top else None,
         label_offset=1 if top and args.classes == 1001 else 0,
         preprocessing=prep.replace(input_size=shape[1]) if shape[1] else prep,

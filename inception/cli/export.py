@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..preprocessing import CROP_FRACTION
 from . import flags
 
 
@@ -31,14 +32,10 @@ def parser() -> argparse.ArgumentParser:
         "--crop-fraction",
         type=float,
         default=None,
-        help="central crop before resizing (default: each model's own, 0.875 for TF-slim's)",
+        help="central crop before resizing (default: each model's own, "
+        f"{CROP_FRACTION} for TF-slim's)",
     )
-    p.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=None,
-        help="refuse images whose header declares more pixels (64e6)",
-    )
+    flags.add_max_image_pixels(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
     p.add_argument("--no-warmup", action="store_true", help="do not write a warmup request")
     flags.add_quiet(p)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-# one vocabulary for train, eval, predict and export (inception.optimize.PRECISIONS)
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+from ..precisions import PRECISIONS  # one vocabulary for train, eval, predict and export
+
 CROPS = (1, 10, 12, 144)  # inception's crop schemes (inception.preprocessing.crops.SCHEMES)
 PRECISION_HELP = "arithmetic: auto, float32, bfloat16 or float16"
 TRAIN_PRECISION_WHY = (
@@ -176,3 +176,15 @@ def add_quiet(p):
 
 def add_json(p):
     return p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def add_max_image_pixels(p):
+    from ..serving.limits import DEFAULT_MAX_IMAGE_PIXELS  # plain constants, no TensorFlow
+
+    return p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        metavar="N",
+        help=f"refuse images whose header declares more pixels ({DEFAULT_MAX_IMAGE_PIXELS:,})",
+    )

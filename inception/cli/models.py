@@ -26,14 +26,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
 
-    import inception
     from inception.app.zoo import model_row
+    from inception.models.registry import get_model_config
+    from inception.weights.presets import list_presets
 
     rows = []
-    for name in inception.list_models():
-        config = inception.get_model_config(name)
+    for preset in list_presets():
+        config = get_model_config(preset.name)
         variants = config.variants if args.all_variants else (config.default_variant,)
-        rows += [model_row(name, v) for v in variants]
+        rows += [model_row(preset.name, v) for v in variants]
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -14,16 +14,21 @@ import time
 
 from inception.errors import UsageError
 from inception.serving.batching import BatchingParameters
-from inception.serving.repository import ModelSpec, parse_model_config, saved_model_base_error
-from inception.serving.server import (
-    DEFAULT_MAX_IMAGE_PIXELS,
+from inception.serving.limits import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
     DEFAULT_MAX_LARGE_REQUESTS,
     DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_POLL_SECONDS,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_REST_PORT,
     LARGE_REQUEST_BYTES,
-    ModelServer,
-    port_problem,
 )
+from inception.serving.repository import ModelSpec, parse_model_config, saved_model_base_error
+from inception.serving.server import ModelServer, port_problem
+
+from . import flags
 
 PORT_SPELLINGS = {"REST": ("--rest-port", "--rest_api_port"), "gRPC": ("--grpc-port", "--port")}
 BATCHING_FLAGS = (
@@ -55,9 +60,9 @@ def parser() -> argparse.ArgumentParser:
         default="all",
         help="serve every version (default) or only the latest",
     )
-    p.add_argument("--rest-port", "--rest_api_port", type=int, default=8501)
-    p.add_argument("--grpc-port", "--port", type=int, default=8500)
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    p.add_argument("--rest-port", "--rest_api_port", type=int, default=DEFAULT_REST_PORT)
+    p.add_argument("--grpc-port", "--port", type=int, default=DEFAULT_GRPC_PORT)
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})")
     p.add_argument(
         "--batching-parameters-file",
         default=None,
@@ -91,12 +96,7 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_REQUEST_BYTES,
         help="largest REST body (after decompression) / gRPC message (64 MiB)",
     )
-    p.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=DEFAULT_MAX_IMAGE_PIXELS,
-        help="refuse images whose header declares more pixels (64e6)",
-    )
+    flags.add_max_image_pixels(p)
     p.add_argument(
         "--max-large-requests",
         type=int,
@@ -114,14 +114,15 @@ def parser() -> argparse.ArgumentParser:
         "--poll-seconds",
         "--file_system_poll_wait_seconds",
         type=float,
-        default=2.0,
-        help="how often to look for new versions (2 s)",
+        default=DEFAULT_POLL_SECONDS,
+        help=f"how often to look for new versions ({DEFAULT_POLL_SECONDS:g} s)",
     )
     p.add_argument(
         "--grace-seconds",
         type=float,
-        default=30.0,
-        help="on SIGTERM: time queued work gets to run; the rest is answered UNAVAILABLE (30 s)",
+        default=DEFAULT_GRACE_SECONDS,
+        help="on SIGTERM: time queued work gets to run; the rest is answered UNAVAILABLE "
+        f"({DEFAULT_GRACE_SECONDS:g} s)",
     )
     return p
 

@@ -6,18 +6,10 @@ import argparse
 import json
 import sys
 
+from inception.precisions import OLD_PRECISIONS  # the values of --mixed-precision
 from inception.training.config import STRATEGIES, recipe_names
 
 from . import flags
-
-# --precision -> the Keras mixed-precision policy that inception.train takes
-POLICIES = {
-    "auto": "auto",
-    "float32": "float32",
-    "bfloat16": "mixed_bfloat16",
-    "float16": "mixed_float16",
-}
-OLD_PRECISIONS = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}  # --mixed-precision
 
 EPILOG = """\
 The backend is Keras': KERAS_BACKEND=tensorflow (default) or KERAS_BACKEND=jax.
@@ -129,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             recipe=args.recipe,
             strategy=args.strategy,
-            mixed_precision=POLICIES[args.precision],
+            precision=args.precision,
             seed=args.seed,
             deterministic=args.deterministic,
             data_dir=args.data_dir,

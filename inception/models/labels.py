@@ -7,8 +7,8 @@ does. Leading columns named ``background`` (TF-slim's 1001-class heads) or count
 so an ImageNet model evaluates on a folder of a few synset-named classes, and a model trained on
 a folder evaluates on that folder's validation split, without flags.
 
-A labels file (``--class-names``, ``--data-classes``, ``labels_file=``) names classes in label order,
-one per line: the line's text up to the first tab is the class name (spaces are part of it),
+A labels file (``--class-names``, ``--data-classes``, ``labels_file=``) names classes in label
+order, one per line: the line's text up to the first tab is the class name (spaces are part of it),
 anything after a tab is a description and ignored (so the package's own
 ``imagenet_classes.tsv``, ``synset<TAB>lemmas``, is one); ``#`` starts a comment; surrounding
 whitespace and blank lines are skipped.

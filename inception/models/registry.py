@@ -2,7 +2,8 @@
 
 Variants come from the architecture table (``networks.ARCHS``), released accuracies and the
 preprocessing of released checkpoints from the weights manifest (``weights/manifest.json``); what
-is here is only what belongs to the network itself. ``paper_top1``/``paper_top5`` are Table 2 of
+is here is only what belongs to the network itself. ``inception.weights.presets`` joins an entry
+with its default weights (one :class:`~inception.weights.presets.Preset` per model). ``paper_top1``/``paper_top5`` are Table 2 of
 the paper (ILSVRC-2012 validation, single crop, 100 minus its error rates), in percent.
 
 The registry is read without Keras (names, defaults, variants, minimum input size): the commands

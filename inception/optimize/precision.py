@@ -13,6 +13,15 @@ framework (under ``KERAS_BACKEND=jax`` TensorFlow is never imported):
   ``float32``.
 
 The choice comes back as a ``PrecisionChoice`` whose ``reason`` says what was seen.
+
+Training speaks the same vocabulary (``inception.precisions``) and sees the devices through the
+same :func:`detect_devices`, but its ``auto`` (:func:`training_precision`) differs on CPUs, which
+always train in float32: a training step is dominated by the backward pass and the optimizer
+update, for which neither backend has faster bfloat16 CPU kernels, and bfloat16 gradients cost
+accuracy that an inference-only copy (weights fixed, measured against the float32 model) does
+not risk. On accelerators both choose alike, except that training takes float16 on every GPU
+before compute capability 8.0 (loss scaling keeps its gradients finite) and asks bfloat16 of
+every GPU of the run, not only of the first.
 """
 
 from __future__ import annotations
@@ -20,10 +29,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+from ..precisions import KERAS_POLICIES, OLD_PRECISIONS, PRECISIONS
+
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names, best first
 CPUINFO = "/proc/cpuinfo"
 BF16_CPU_BACKENDS = ("tensorflow", "torch")  # Keras backends with oneDNN bfloat16 CPU kernels
+BF16_CAPABILITY = (8, 0)  # CUDA GPUs with bfloat16 tensor cores: Ampere and later
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,7 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
         if cc is None:
             return PrecisionChoice("float16", f"{where} (compute capability unknown)")
         text = f"{where}, compute capability {cc[0]}.{cc[1]}"
-        if cc >= (8, 0):
+        if cc >= BF16_CAPABILITY:
             return PrecisionChoice("bfloat16", f"{text} (bfloat16 tensor cores)")
         if cc >= (7, 0):
             return PrecisionChoice("float16", f"{text} (float16 tensor cores, no bfloat16)")
@@ -87,6 +98,33 @@ def choose_precision(precision: str = "auto") -> PrecisionChoice:
     return PrecisionChoice("bfloat16", f"{backend} computes on the CPU, which has {found}")
 
 
+def training_precision(precision: str, accelerator: str, bfloat16: bool) -> str:
+    """Training's precision: ``precision`` itself (an old ``mixed_*`` name gives its new one),
+    or for ``"auto"``: ``bfloat16`` where the hardware computes in it (``bfloat16``, see
+    :func:`bfloat16_hardware`), ``float16`` on other GPUs, ``float32`` on CPUs (see above why
+    not bfloat16 as for inference). ``ValueError`` for an unknown name."""
+    precision = check_precision(OLD_PRECISIONS.get(precision, precision))
+    if precision != "auto":
+        return precision
+    if accelerator == "cpu":
+        return "float32"
+    return "bfloat16" if bfloat16 else "float16"
+
+
+def keras_policy(precision: str) -> str:
+    """The Keras mixed-precision policy of a training run in ``precision`` (not ``"auto"``)."""
+    return KERAS_POLICIES[precision]
+
+
+def bfloat16_hardware(devices: list[Device]) -> bool:
+    """Whether every device computes in bfloat16: TPUs, CUDA GPUs of compute capability 8.0 and
+    later."""
+    return all(
+        d.kind == "tpu" or (d.kind == "gpu" and (d.capability or (0, 0)) >= BF16_CAPABILITY)
+        for d in devices
+    )
+
+
 def cpu_flags(path: str = CPUINFO) -> frozenset[str]:
     """The feature flags of the first CPU in ``/proc/cpuinfo``; empty where there is none."""
     try:
@@ -103,32 +141,44 @@ def cpu_flags(path: str = CPUINFO) -> frozenset[str]:
 def detect_device(backend: str) -> Device:
     """The first accelerator the backend sees, else the CPU. Imports only ``backend``'s
     framework."""
+    return detect_devices(backend)[0]
+
+
+def detect_devices(backend: str) -> list[Device]:
+    """The accelerators the backend sees (its TPUs, else its GPUs), else ``[Device("cpu")]``.
+    Imports only ``backend``'s framework."""
     if backend == "tensorflow":
         import tensorflow as tf
 
         if tf.config.list_physical_devices("TPU") or tf.config.list_logical_devices("TPU"):
-            return Device("tpu", "TPU")
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            cc = details.get("compute_capability")
-            return Device("gpu", details.get("device_name", gpus[0].name), _capability(cc))
+            return [Device("tpu", "TPU")]
+        found = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            cc = _capability(details.get("compute_capability"))
+            found.append(Device("gpu", details.get("device_name", gpu.name), cc))
+        if found:
+            return found
     elif backend == "jax":
         import jax
 
-        first = jax.devices()[0]
-        if first.platform == "tpu":
-            return Device("tpu", first.device_kind)
-        if first.platform in ("gpu", "cuda", "rocm"):
-            return Device(
-                "gpu", first.device_kind, _capability(getattr(first, "compute_capability", None))
-            )
+        devices = jax.devices()
+        if devices[0].platform == "tpu":
+            return [Device("tpu", d.device_kind) for d in devices]
+        if devices[0].platform in ("gpu", "cuda", "rocm"):
+            return [
+                Device("gpu", d.device_kind, _capability(getattr(d, "compute_capability", None)))
+                for d in devices
+            ]
     elif backend == "torch":
         import torch
 
         if torch.cuda.is_available():
-            return Device("gpu", torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
-    return Device("cpu")
+            return [
+                Device("gpu", torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+                for i in range(torch.cuda.device_count())
+            ]
+    return [Device("cpu")]
 
 
 def _capability(value) -> tuple[int, int] | None:

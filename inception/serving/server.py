@@ -34,12 +34,17 @@ from ..errors import UsageError
 from . import codec
 from .batching import Batcher, BatchingParameters
 from .errors import from_tensorflow, invalid, not_found, unavailable
-from .limits import (  # noqa: F401 (re-exported: the command line and tests read them here)
+from .limits import (
     CLASSIFY_METHOD,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_LARGE_REQUESTS,
     DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_POLL_SECONDS,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_REST_PORT,
     LARGE_REQUEST_BYTES,
     MEDIUM_PARSE_THREADS,
     PORT_FLAGS,
@@ -122,16 +127,16 @@ class ModelServer:
         specs: list[ModelSpec],
         params: BatchingParameters | None = None,
         *,
-        host: str = "0.0.0.0",
-        rest_port: int = 8501,
-        grpc_port: int = 8500,
+        host: str = DEFAULT_HOST,
+        rest_port: int = DEFAULT_REST_PORT,
+        grpc_port: int = DEFAULT_GRPC_PORT,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         max_large_requests: int = DEFAULT_MAX_LARGE_REQUESTS,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
-        poll_seconds: float = 2.0,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
         enable_batching: bool = True,
-        grace_seconds: float = 30.0,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ):
         names = [s.name for s in specs]
         if not specs or len(set(names)) != len(names):

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 import keras
 
 from ..errors import UsageError
-from .options import JAX_STRATEGIES, PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
+from ..optimize.precision import (
+    Device,
+    bfloat16_hardware,
+    detect_devices,
+    keras_policy,
+    training_precision,
+)
+from ..precisions import PRECISIONS
+from .options import JAX_STRATEGIES, STRATEGIES, TF_STRATEGIES
 
 
 @dataclass
@@ -84,19 +92,21 @@ def runtime(strategy="auto") -> Runtime:
     )
 
 
-def precision_policy(name: str, rt: Runtime) -> str:
-    """``auto``: ``mixed_bfloat16`` where the hardware computes in bfloat16 (TPU, GPUs of compute
-    capability 8.0 and later), ``mixed_float16`` (with loss scaling) on older GPUs, ``float32``
-    on CPUs."""
-    if name not in PRECISIONS:
+def resolve_precision(name: str, rt: Runtime) -> str:
+    """The precision of a run on ``rt`` (``inception.optimize.precision.training_precision``):
+    ``auto`` is bfloat16 where the hardware computes in bfloat16 (TPU, GPUs of compute
+    capability 8.0 and later), float16 (with loss scaling) on older GPUs, float32 on CPUs."""
+    try:
+        return training_precision(name, rt.accelerator, rt.bfloat16)
+    except ValueError:
         raise UsageError(
-            f"unknown --mixed-precision {name!r}; choose one of {', '.join(PRECISIONS)}."
-        )
-    if name != "auto":
-        return name
-    if rt.accelerator == "cpu":
-        return "float32"
-    return "mixed_bfloat16" if rt.bfloat16 else "mixed_float16"
+            f"unknown --precision {name!r}; choose one of {', '.join(PRECISIONS)}."
+        ) from None
+
+
+def precision_policy(name: str, rt: Runtime) -> str:
+    """The Keras mixed-precision policy of precision ``name`` on ``rt``."""
+    return keras_policy(resolve_precision(name, rt))
 
 
 def clip_by_global_norm(grads: list, clip_norm: float | None) -> list:
@@ -240,15 +250,9 @@ def _tf_runtime(strategy) -> Runtime:
 
     strategy = make_strategy(strategy)
     if isinstance(strategy, tf.distribute.TPUStrategy):
-        accelerator, bf16 = "tpu", True
-    elif tf.config.list_physical_devices("GPU"):
-        capabilities = [
-            tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
-            for gpu in tf.config.list_physical_devices("GPU")
-        ]
-        accelerator, bf16 = "gpu", all(tuple(c) >= (8, 0) for c in capabilities)
-    else:
-        accelerator, bf16 = "cpu", False
+        found = [Device("tpu", "TPU")]
+    else:  # a TPU the strategy does not use is not computed on
+        found = [d for d in detect_devices("tensorflow") if d.kind != "tpu"] or [Device("cpu")]
     try:
         devices = list(strategy.extended.worker_devices)
     except RuntimeError:  # the default strategy: the one default device
@@ -258,8 +262,8 @@ def _tf_runtime(strategy) -> Runtime:
         strategy=type(strategy).__name__.strip("_"),  # _DefaultDistributionStrategy: no "_"
         replicas=strategy.num_replicas_in_sync,
         devices=[str(d) for d in devices],
-        accelerator=accelerator,
-        bfloat16=bf16,
+        accelerator=found[0].kind,
+        bfloat16=bfloat16_hardware(found),
         chief=is_chief(strategy),
         tf_strategy=strategy,
     )
@@ -280,11 +284,7 @@ def _jax_runtime(strategy) -> Runtime:
 
     devices = jax.devices()
     platform = devices[0].platform
-    accelerator = {"cuda": "gpu", "rocm": "gpu"}.get(platform, platform)
-    if accelerator == "gpu":
-        bf16 = all(float(getattr(d, "compute_capability", 0) or 0) >= 8.0 for d in devices)
-    else:
-        bf16 = accelerator == "tpu"
+    found = detect_devices("jax")
     previous = keras.distribution.distribution()
     parallel = strategy == "data_parallel" or (strategy == "auto" and len(devices) > 1)
     if parallel:
@@ -297,8 +297,8 @@ def _jax_runtime(strategy) -> Runtime:
         strategy="DataParallel" if parallel else "OneDevice",
         replicas=len(names),
         devices=[str(d) for d in names],
-        accelerator=accelerator,
-        bfloat16=bf16,
+        accelerator=found[0].kind,
+        bfloat16=bfloat16_hardware(found),
         chief=jax.process_index() == 0,
         previous_distribution=previous,
     )

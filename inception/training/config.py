@@ -1,4 +1,5 @@
-"""Training recipes: small JSON files of hyper-parameters (``recipes/paper.json`` is the paper's).
+"""Training recipes: small JSON files of hyper-parameters (``recipes/paper.json`` is the paper's,
+and the source of :class:`Recipe`'s defaults).
 
 A recipe may name a ``"base"`` recipe and override some of its keys. Keys are the fields of
 :class:`Recipe`; unknown keys are an error (a typo should not be silently ignored).
@@ -19,36 +20,40 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import UsageError
-from .options import JAX_STRATEGIES, PRECISIONS, STRATEGIES, TF_STRATEGIES  # noqa: F401
+from .options import JAX_STRATEGIES, STRATEGIES, TF_STRATEGIES  # noqa: F401
+from .paper import PAPER
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """The optimisation recipe (defaults: the paper's)."""
+    """The optimisation recipe (defaults: the paper's, from ``recipes/paper.json``)."""
 
     description: str = ""
-    batch_size: int = 32  # per replica, when no --batch-size (global) is given
-    base_learning_rate: float = 0.045  # for a global batch of base_batch_size, scaled linearly
-    base_batch_size: int = 32
-    lr_decay_rate: float = 0.94
-    lr_decay_epochs: float = 2.0  # staircase decay every this many epochs
-    warmup_epochs: float = 0.0  # linear warm-up from 0 (not in the paper)
-    rmsprop_rho: float = 0.9
-    rmsprop_momentum: float = 0.9
-    rmsprop_epsilon: float = 1.0
-    label_smoothing: float = 0.1
-    weight_decay: float = 4e-5  # slim's L2 on conv and dense kernels: 4e-5 * sum(w**2) / 2
-    gradient_clip_norm: float | None = 2.0  # global norm of the aggregated gradient
-    aux_logits: bool = True  # used where the model has one and the input is >= 107 px
-    aux_loss_weight: float = 0.4
-    dropout_rate: float = 0.2
-    ema_decay: float | None = 0.9999  # evaluation/export use the moving averages
-    colour_distortion: bool = False
-    bn_momentum: float | None = None  # None: the layers' 0.9997 (slim's BN decay)
+    batch_size: int = PAPER["batch_size"]  # per replica, when no --batch-size (global) is given
+    # for a global batch of base_batch_size, scaled linearly
+    base_learning_rate: float = PAPER["base_learning_rate"]
+    base_batch_size: int = PAPER["base_batch_size"]
+    lr_decay_rate: float = PAPER["lr_decay_rate"]
+    lr_decay_epochs: float = PAPER["lr_decay_epochs"]  # staircase decay every this many epochs
+    warmup_epochs: float = PAPER["warmup_epochs"]  # linear warm-up from 0 (not in the paper)
+    rmsprop_rho: float = PAPER["rmsprop_rho"]
+    rmsprop_momentum: float = PAPER["rmsprop_momentum"]
+    rmsprop_epsilon: float = PAPER["rmsprop_epsilon"]
+    label_smoothing: float = PAPER["label_smoothing"]
+    # slim's L2 on conv and dense kernels: weight_decay * sum(w**2) / 2
+    weight_decay: float = PAPER["weight_decay"]
+    gradient_clip_norm: float | None = PAPER["gradient_clip_norm"]  # of the aggregated gradient
+    # used where the model has one and the input is >= 107 px
+    aux_logits: bool = PAPER["aux_logits"]
+    aux_loss_weight: float = PAPER["aux_loss_weight"]
+    dropout_rate: float = PAPER["dropout_rate"]
+    ema_decay: float | None = PAPER["ema_decay"]  # evaluation/export use the moving averages
+    colour_distortion: bool = PAPER["colour_distortion"]
+    bn_momentum: float | None = None  # None: the layers' own BN decay (slim's 0.9997)
     sync_batch_norm: bool = False  # batch statistics over all replicas (slim: per replica)
-    checkpoint_every_steps: int = 1000
+    checkpoint_every_steps: int = PAPER["checkpoint_every_steps"]
     validate_every_steps: int | None = None  # None: about once per epoch
-    keep_checkpoints: int = 5
+    keep_checkpoints: int = PAPER["keep_checkpoints"]
 
     def learning_rate(self, global_batch_size: int) -> float:
         return self.base_learning_rate * global_batch_size / self.base_batch_size

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -24,6 +25,7 @@ from ..data import load_source, pipeline
 from ..errors import UsageError
 from ..evaluation.evaluator import evaluate
 from ..models.info import model_info, save_model, set_model_info
+from ..precisions import OLD_PRECISIONS
 from . import backend
 from .callbacks import (
     MetricsLog,
@@ -219,7 +221,7 @@ def train(
     steps: int | None = None,
     recipe: str | dict | Recipe = "paper",
     strategy="auto",
-    mixed_precision: str = "auto",
+    precision: str = "auto",
     seed: int | None = None,
     deterministic: bool = False,
     data_dir: str | None = None,
@@ -230,6 +232,7 @@ def train(
     log_every: int | None = None,
     keep_checkpoints: int | None = None,
     verbose: int = 1,
+    mixed_precision: str | None = None,
 ) -> dict:
     """Trains ``model`` (a registered name) on ``data`` and writes everything to ``model_dir``.
 
@@ -238,7 +241,10 @@ def train(
     so a resumed run stops at the same total; ``batch_size`` is the global batch; ``strategy``
     also takes a ``tf.distribute.Strategy``; ``eval_split=None`` skips the final evaluation;
     ``validate_every=0`` the periodic one; ``keep_checkpoints`` overrides the recipe's;
-    ``verbose=0`` prints nothing.
+    ``verbose=0`` prints nothing. ``precision`` is ``"auto"``, ``"float32"``, ``"bfloat16"`` or
+    ``"float16"`` (mixed precision: the variables stay float32), the vocabulary of inference;
+    ``mixed_precision=`` is its deprecated former name, which also takes the former values
+    ``"mixed_bfloat16"`` and ``"mixed_float16"``.
 
     Raises:
         UsageError: bad options or data (before anything is built).
@@ -255,10 +261,11 @@ def train(
     if keep_checkpoints is not None and int(keep_checkpoints) < 1:
         raise UsageError(f"--keep-checkpoints must be at least 1, got {keep_checkpoints}.")
     recipe = load_recipe(recipe, keep_checkpoints=keep_checkpoints)
+    precision = _precision_argument(precision, mixed_precision)
     if steps is None and epochs is None:
         raise UsageError("give the length of the run: --epochs N or --steps N.")
     opts = dict(image_size=image_size, batch_size=batch_size, epochs=epochs, steps=steps,
-                mixed_precision=mixed_precision, seed=seed, deterministic=deterministic,
+                precision=precision, seed=seed, deterministic=deterministic,
                 data_dir=data_dir, eval_split=eval_split, variant=variant,
                 checkpoint_every=checkpoint_every, validate_every=validate_every,
                 log_every=log_every, verbose=verbose)  # fmt: skip
@@ -287,6 +294,24 @@ def train(
         if isinstance(exc, TrainingInterrupted):
             raise
         raise TrainingInterrupted(plan.total_steps, checkpoints) from None
+
+
+def _precision_argument(precision: str, mixed_precision: str | None) -> str:
+    """``precision``, or the deprecated ``mixed_precision=`` in its place; a former ``mixed_*``
+    name becomes its new one, with a ``DeprecationWarning``."""
+    if mixed_precision is not None:
+        if precision != "auto" and precision != OLD_PRECISIONS.get(
+            mixed_precision, mixed_precision
+        ):
+            raise UsageError("give precision= only (mixed_precision= is its former name).")
+        warnings.warn("train(mixed_precision=) is deprecated; use precision= (auto, float32, "
+                      "bfloat16, float16).", DeprecationWarning, stacklevel=3)  # fmt: skip
+        precision = mixed_precision
+    if precision in OLD_PRECISIONS:
+        warnings.warn(f"precision {precision!r} is deprecated; use {OLD_PRECISIONS[precision]!r}.",
+                      DeprecationWarning, stacklevel=3)  # fmt: skip
+        precision = OLD_PRECISIONS[precision]
+    return precision
 
 
 def _say(rt: backend.Runtime, verbose: int, text: str) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .paper import PAPER
+
 
 @keras.saving.register_keras_serializable(package="inception")
 class SparseSmoothedCrossEntropy(keras.losses.Loss):
@@ -27,8 +29,8 @@ class SparseSmoothedCrossEntropy(keras.losses.Loss):
         from_logits: whether the predictions are logits (the default) or probabilities.
     """
 
-    def __init__(self, label_smoothing=0.1, from_logits=True, name="smoothed_cross_entropy",
-                 **kwargs):  # fmt: skip
+    def __init__(self, label_smoothing=PAPER["label_smoothing"], from_logits=True,
+                 name="smoothed_cross_entropy", **kwargs):  # fmt: skip
         super().__init__(name=name, **kwargs)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}.")
@@ -93,9 +95,10 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return cls(schedule, config["warmup_steps"])
 
 
-def paper_schedule(peak, decay_steps, decay_rate=0.94, warmup_steps=0):
-    """``peak * decay_rate ** floor(step / decay_steps)`` (the paper: 0.045 per 32 images,
-    x 0.94 every two epochs), after a linear warm-up of ``warmup_steps`` if any."""
+def paper_schedule(peak, decay_steps, decay_rate=PAPER["lr_decay_rate"], warmup_steps=0):
+    """``peak * decay_rate ** floor(step / decay_steps)`` (the paper's ``lr_decay_rate`` every
+    ``lr_decay_epochs``, ``recipes/paper.json``), after a linear warm-up of ``warmup_steps`` if
+    any."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
         float(peak), max(1, int(decay_steps)), float(decay_rate), staircase=True
     )

@@ -13,14 +13,15 @@ import keras
 from keras import ops
 
 from . import backend
+from .paper import PAPER
 
 
 @keras.saving.register_keras_serializable(package="inception")
 class PaperRMSProp(keras.optimizers.Optimizer):
     """RMSProp with momentum, global-norm clipping and a warmed-up moving average of the weights.
 
-    The update is TensorFlow's ``RMSPropOptimizer`` (Szegedy et al. 2016: decay 0.9, momentum
-    0.9, epsilon 1.0)::
+    The update is TensorFlow's ``RMSPropOptimizer``; the defaults are Szegedy et al. 2016's
+    (``recipes/paper.json``)::
 
         ms  = rho * ms + (1 - rho) * g**2          (ms starts at 1, as in TensorFlow)
         mom = momentum * mom + lr * g / sqrt(ms + epsilon)
@@ -42,12 +43,12 @@ class PaperRMSProp(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.045,
-        rho=0.9,
-        momentum=0.9,
-        epsilon=1.0,
-        global_clipnorm=2.0,
-        ema_decay=0.9999,
+        learning_rate=PAPER["base_learning_rate"],
+        rho=PAPER["rmsprop_rho"],
+        momentum=PAPER["rmsprop_momentum"],
+        epsilon=PAPER["rmsprop_epsilon"],
+        global_clipnorm=PAPER["gradient_clip_norm"],
+        ema_decay=PAPER["ema_decay"],
         name="paper_rmsprop",
         **kwargs,
     ):

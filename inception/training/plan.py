@@ -35,7 +35,8 @@ class Plan:
     period: int
     validate_every: int
     log_every: int
-    policy: str
+    precision: str  # float32, bfloat16 or float16 (mixed precision)
+    policy: str  # its Keras mixed-precision policy
     aux: bool
     seed: int
     deterministic: bool
@@ -49,7 +50,7 @@ class Plan:
             "class_names": self.source.class_names, "image_size": self.image_size,
             "global_batch_size": self.global_batch, "backend": rt.backend,
             "strategy": rt.strategy, "replicas": rt.replicas, "devices": rt.devices,
-            "mixed_precision": self.policy, "aux_logits": self.aux,
+            "precision": self.precision, "aux_logits": self.aux,
             "learning_rate": self.recipe.learning_rate(self.global_batch),
             "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
             "checkpoint_every": self.period, "validate_every": self.validate_every,
@@ -188,6 +189,7 @@ def make_plan(model, data, model_dir, recipe, rt, opts) -> Plan:
     if every is None:
         every = recipe.validate_every_steps or steps_per_epoch
     validate_every = max(1, round(every / period)) * period if every > 0 else 0
+    precision = backend.resolve_precision(opts["precision"], rt)
     seed = opts["seed"]
     if seed is None:
         seed = 0 if opts["deterministic"] else int.from_bytes(os.urandom(3), "little")
@@ -198,7 +200,7 @@ def make_plan(model, data, model_dir, recipe, rt, opts) -> Plan:
         steps_per_epoch=steps_per_epoch, total_steps=total, period=period,
         validate_every=validate_every if validation is not None else 0,
         log_every=max(1, int(opts["log_every"] or 1)),
-        policy=backend.precision_policy(opts["mixed_precision"], rt),
+        precision=precision, policy=backend.keras_policy(precision),
         aux=recipe.aux_logits and size >= 107, seed=seed,
         deterministic=opts["deterministic"], eval_split=eval_split,
     )  # fmt: skip

@@ -18,6 +18,9 @@ from ..models.registry import get_model_config
 from ..preprocessing import Preprocessing
 from .sources import WeightsError
 
+DEFAULT_WEIGHTS = "imagenet"  # names each model's default entry ("defaults" in the manifest)
+NO_WEIGHTS = ("none", "None", "random", "")  # weights= values for random initialisation
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -103,7 +106,7 @@ def get_entry(name: str) -> Entry:
 def resolve(model_name: str, weights: str) -> Entry:
     """``"imagenet"`` -> the model's default entry; a manifest name -> that entry."""
     data = load_manifest()
-    if weights == "imagenet":
+    if weights == DEFAULT_WEIGHTS:
         if model_name in data["no_checkpoint"]:
             raise WeightsError(data["no_checkpoint"][model_name])
         if model_name not in data["defaults"]:
@@ -129,13 +132,3 @@ def preprocessing_for(model_name: str, fmt: str, name: str | None = None) -> Pre
     if same:
         return Preprocessing.from_dict(same[0].preprocessing)
     return get_model_config(model_name).preprocessing
-
-
-def released_accuracy(name: str) -> tuple[float | None, float | None]:
-    """Top-1 / top-5 (percent) reported for the model's default pretrained weights, as recorded
-    in the manifest; ``(None, None)`` without a released checkpoint."""
-    default = load_manifest()["defaults"].get(name)
-    if default is None:
-        return None, None
-    entry = load_manifest()["entries"][default]
-    return entry.top1, entry.top5

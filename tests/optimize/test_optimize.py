@@ -365,6 +365,32 @@ def test_auto_precision_per_device(monkeypatch, backend, device, flags, env, exp
     assert says in choice.reason
 
 
+def test_training_speaks_the_same_precision_vocabulary():
+    """Training's auto: bfloat16 where every device computes in it, float16 on other GPUs,
+    float32 on CPUs (even with avx512_bf16, unlike inference); the former mixed_* names map."""
+    from inception.precisions import KERAS_POLICIES, OLD_PRECISIONS, PRECISIONS
+
+    assert prec.PRECISIONS is PRECISIONS
+    ampere, turing = prec.Device("gpu", "A100", (8, 0)), prec.Device("gpu", "T4", (7, 5))
+    assert prec.bfloat16_hardware([prec.Device("tpu", "TPU")]) and prec.bfloat16_hardware([ampere])
+    assert not prec.bfloat16_hardware([ampere, turing])
+    assert not prec.bfloat16_hardware([prec.Device("gpu", "GPU")])  # capability unknown
+    assert not prec.bfloat16_hardware([prec.Device("cpu")])
+    cases = [("cpu", False, "float32"), ("gpu", False, "float16"), ("gpu", True, "bfloat16"),
+             ("tpu", True, "bfloat16")]  # fmt: skip
+    for accelerator, bf16, expected in cases:
+        assert prec.training_precision("auto", accelerator, bf16) == expected
+    for old, new in OLD_PRECISIONS.items():
+        assert prec.training_precision(old, "cpu", False) == new
+        assert prec.keras_policy(new) == KERAS_POLICIES[new] == old
+    assert prec.keras_policy("float32") == "float32"
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        prec.training_precision("fp8", "cpu", False)
+    assert prec.detect_devices(keras.backend.backend())[0] == prec.detect_device(
+        keras.backend.backend()
+    )
+
+
 def test_auto_reports_its_choice(caplog):
     model = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 3), layers.ReLU()])
     with caplog.at_level("INFO", logger="inception.optimize"):

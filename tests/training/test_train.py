@@ -27,7 +27,7 @@ from inception.training.plan import _held_out, _resolve
 from inception.training.progress import Progress
 
 MODEL = "inception_resnet_v1"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 
 
 def test_paper_recipe_values():
@@ -72,7 +72,7 @@ def test_runtime_and_precision_resolution(monkeypatch):
         backend.runtime("data_parallel")
     with pytest.raises(UsageError, match="needs TF_CONFIG"):
         backend.runtime("multi_worker")
-    with pytest.raises(UsageError, match="unknown --mixed-precision"):
+    with pytest.raises(UsageError, match="unknown --precision"):
         backend.precision_policy("fp8", rt)
 
 

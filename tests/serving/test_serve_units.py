@@ -9,18 +9,16 @@ import base64
 import io
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from inception.serving import codec
 from inception.serving.batching import Batcher, BatchingParameters
 from inception.serving.errors import ServingError, invalid
 from inception.serving.repository import parse_model_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeModel:

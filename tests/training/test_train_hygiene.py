@@ -22,6 +22,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from helpers import ROOT
 from helpers import write_class_folder as write_folder
 from PIL import Image, ImageDraw
 
@@ -37,7 +38,6 @@ from inception.training.plan import make_plan
 from inception.training.progress import BAR_WIDTH, Progress
 
 MODEL = "inception_resnet_v1"
-ROOT = Path(__file__).resolve().parents[1]
 ENV = {
     **os.environ,
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -97,7 +97,7 @@ def options(**overrides):
         batch_size=2,
         epochs=None,
         steps=2,
-        mixed_precision="auto",
+        precision="auto",
         seed=0,
         deterministic=False,
         data_dir=None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from helpers import free_ports
 from helpers import write_class_folder as write_folder
 
 import inception.demo.train as demo
@@ -62,16 +62,6 @@ print("RESULT", json.dumps({"steps": result["steps"], "sum": result["weights_che
 def losses(model_dir):
     records = [json.loads(x) for x in (model_dir / "metrics.jsonl").read_text().splitlines()]
     return [r["loss"] for r in records if "loss" in r]
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,16 @@ import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers import free_port, png_header
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -283,17 +281,6 @@ def test_ensemble_over_rest_and_grpc_matches_keras_ensemble(served):
 # -------------------------------------------------------------------------------- bad input
 
 
-def _png_header(width, height):
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", 13)
-        + b"IHDR"
-        + ihdr
-        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    )
-
-
 BAD_REST = [
     ("/v1/models/single:predict", {"instances": [{"b64": "%%%not-base64"}]}, 400, "base64"),
     (
@@ -310,7 +297,7 @@ BAD_REST = [
     ),
     (
         "/v1/models/single:predict",
-        {"instances": [b64(_png_header(30000, 30000))]},
+        {"instances": [b64(png_header(30000, 30000))]},
         400,
         "too large",
     ),
@@ -370,7 +357,7 @@ def test_bad_grpc_requests_get_status_codes(served):
     cases = [
         (lambda: grpc_predict(served, "single", [b"not an image"]), "INVALID_ARGUMENT", "JPEG"),
         (
-            lambda: grpc_predict(served, "single", [_png_header(30000, 30000)]),
+            lambda: grpc_predict(served, "single", [png_header(30000, 30000)]),
             "INVALID_ARGUMENT",
             "too large",
         ),
@@ -517,15 +504,9 @@ def test_new_version_is_picked_up_and_a_broken_one_is_reported(served):
 # -------------------------------------------------------------------------------------- CLI
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_cli_serves_and_shuts_down_gracefully(served):
-    rest, grpc_port = _free_port(), _free_port()
+    rest, grpc_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

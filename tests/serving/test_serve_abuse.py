@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers import free_port
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,8 +41,10 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from inception.serving import rest  # noqa: E402
-from inception.serving import server as server_module  # noqa: E402
+from inception.serving import (
+    limits,  # noqa: E402
+    rest,  # noqa: E402
+)
 from inception.serving.batching import BatchingParameters  # noqa: E402
 from inception.serving.export import export_saved_model  # noqa: E402
 from inception.serving.repository import ModelSpec  # noqa: E402
@@ -339,11 +342,11 @@ def test_large_bodies_are_parsed_off_the_event_loop(served, monkeypatch):
     monkeypatch.setattr(rest, "parse_predict", recording)
     big = [b64(jpeg(320, 320, seed, noise=True)) for seed in range(MAX_BATCH)]
     body = json.dumps({"instances": big}).encode()
-    assert server_module.LARGE_REQUEST_BYTES < len(body) < LIMIT
+    assert limits.LARGE_REQUEST_BYTES < len(body) < LIMIT
     status, answer = post(served["url"], "/v1/models/tiny:predict", body)
     assert status == 200 and len(answer["predictions"]) == MAX_BATCH
     medium = json.dumps({"instances": big[:1]}).encode()
-    assert server_module.SMALL_REQUEST_BYTES < len(medium) < server_module.LARGE_REQUEST_BYTES
+    assert limits.SMALL_REQUEST_BYTES < len(medium) < limits.LARGE_REQUEST_BYTES
     status, answer = post(served["url"], "/v1/models/tiny:predict", medium)
     assert status == 200 and len(answer["predictions"]) == 1
     good_prediction(served)
@@ -443,12 +446,6 @@ def test_grpc_garbage_unimplemented_and_counts(served):
 # --------------------------------------------------------------- the CLI: memory and shutdown
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _status(pid: int) -> dict:
     with open(f"/proc/{pid}/status") as f:
         return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
@@ -460,7 +457,7 @@ def _kib(pid: int, field: str) -> int:
 
 @pytest.fixture(scope="module")
 def cli(exported, tmp_path_factory):
-    rest_port, grpc_port = _free_port(), _free_port()
+    rest_port, grpc_port = free_port(), free_port()
     log = open(tmp_path_factory.mktemp("cli") / "serve.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "inception.cli", "serve", "--model-base-path",

@@ -4,6 +4,7 @@ NumPy reference on TensorFlow (one device and MirroredStrategy over 2 logical CP
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import ROOT
 
 import inception
 from inception.training import (
@@ -22,8 +24,6 @@ from inception.training import (
     load_recipe,
     paper_schedule,
 )
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_smoothed_cross_entropy_is_keras_categorical_with_smoothing():
@@ -88,6 +88,54 @@ def test_recipe_compile_arguments_follow_the_model():
     assert (config["rho"], config["momentum"], config["epsilon"]) == (0.9, 0.9, 1.0)
     assert (config["global_clipnorm"], config["ema_decay"]) == (2.0, 0.9999)
     assert PaperRMSProp.from_config(config).clip_norm == 2.0
+
+
+def test_the_paper_recipe_is_stated_once():
+    """recipes/paper.json is the one home of the paper's numbers: Recipe's defaults and those of
+    the Keras objects read it."""
+    import inspect
+
+    from inception.training import Recipe
+    from inception.training.paper import PAPER
+
+    paper = load_recipe("paper")
+    assert dataclasses.replace(paper, description="") == Recipe()
+    assert {k: getattr(Recipe(), k) for k in PAPER if k != "description"} == {
+        k: v for k, v in PAPER.items() if k != "description"
+    }
+    assert (paper.base_learning_rate, paper.lr_decay_rate, paper.ema_decay) == (0.045, 0.94, 0.9999)
+    rms = PaperRMSProp()
+    assert (rms.rho, rms.momentum, rms.epsilon) == (
+        paper.rmsprop_rho,
+        paper.rmsprop_momentum,
+        paper.rmsprop_epsilon,
+    )
+    assert (rms.clip_norm, rms.ema_decay) == (paper.gradient_clip_norm, paper.ema_decay)
+    assert float(rms.learning_rate) == pytest.approx(paper.base_learning_rate)
+    assert SparseSmoothedCrossEntropy().label_smoothing == paper.label_smoothing
+    default = inspect.signature(paper_schedule).parameters["decay_rate"].default
+    assert default == paper.lr_decay_rate
+    demo = load_recipe("demo")  # "base": "paper" and its own overrides
+    assert (demo.batch_size, demo.bn_momentum, demo.rmsprop_epsilon) == (16, 0.9, 1.0)
+
+
+def test_train_takes_the_inference_precision_names(tmp_path):
+    """``precision=`` speaks auto|float32|bfloat16|float16; ``mixed_precision=`` and the former
+    ``mixed_*`` names still work, with a DeprecationWarning."""
+    from inception.errors import UsageError
+    from inception.training.loop import _precision_argument
+
+    assert _precision_argument("bfloat16", None) == "bfloat16"
+    with pytest.warns(DeprecationWarning, match=r"mixed_precision=\) is deprecated"):
+        assert _precision_argument("auto", "mixed_bfloat16") == "bfloat16"
+    with pytest.warns(DeprecationWarning, match="'mixed_float16' is deprecated"):
+        assert _precision_argument("mixed_float16", None) == "float16"
+    with pytest.raises(UsageError, match="precision= only"):
+        _precision_argument("float32", "mixed_bfloat16")
+    with pytest.warns(DeprecationWarning, match="use precision="):
+        with pytest.raises(UsageError):  # the warning comes first, the missing data after
+            inception.train("inception_v4", str(tmp_path / "none"), tmp_path / "run", steps=1,
+                            mixed_precision="mixed_float16", verbose=0)  # fmt: skip
 
 
 # The NumPy reference: TensorFlow's RMSProp (ms from 1), global-norm clipping of the whole batch's
@@ -166,7 +214,7 @@ print("CHECK", json.dumps(out))
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_paper_rmsprop_matches_reference_on_one_and_two_devices(backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": ROOT,
+           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT),
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", OPTIMIZER_CHECK], env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip

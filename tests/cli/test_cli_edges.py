@@ -22,7 +22,7 @@ from inception.evaluation.metrics import TopK
 from inception.models import networks
 from inception.models.summary import count_macs
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 # --- A1: no TensorFlow ERROR lines (cuInit) without --verbose ----------------------------------
 

@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
-from helpers import randomize_batchnorm  # noqa: E402
+from helpers import png_header, randomize_batchnorm  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import inception  # noqa: E402
@@ -197,31 +197,17 @@ def test_signatures_in_process_match_keras(exported, loaded):
     ]
 
 
-def _png_header(width: int, height: int) -> bytes:
-    import struct
-    import zlib
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-    )
-
-
 def test_declared_size_is_read_from_headers():
     for fmt in ("JPEG", "PNG", "GIF", "BMP"):
         data = encode(image(37, 53, 6), fmt)
         assert int(graph.declared_pixels(tf.constant(data))) == 37 * 53, fmt
-    assert int(graph.declared_pixels(tf.constant(_png_header(30000, 30000)))) == 900_000_000
+    assert int(graph.declared_pixels(tf.constant(png_header(30000, 30000)))) == 900_000_000
     assert int(graph.declared_pixels(tf.constant(b"not an image at all"))) == 0
 
 
 def test_graph_refuses_decompression_bombs(loaded):
     with pytest.raises(tf.errors.InvalidArgumentError, match="image too large"):
-        loaded.signatures["serving_default"](images=tf.constant([_png_header(30000, 30000)]))
+        loaded.signatures["serving_default"](images=tf.constant([png_header(30000, 30000)]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="send JPEG, PNG, GIF or BMP"):
         loaded.signatures["serving_default"](images=tf.constant([b"plain text, not an image"]))
 
@@ -286,7 +272,7 @@ def test_class_names_are_required_beyond_imagenet(tmp_path, capsys):
         str(tmp_path),
     ]
     assert cli(argv) == 2
-    assert "--labels" in capsys.readouterr().err
+    assert "--class-names" in capsys.readouterr().err
     labels = tmp_path / "three.txt"
     labels.write_text("a\nb\nc\n")
     assert cli([*argv, "--labels", str(labels)]) == 2
