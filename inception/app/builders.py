@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..models.builders import build_architecture
 from ..models.registry import get_model_config, register_model
+from ..weights.manifest import DEFAULT_WEIGHTS
 
 _COMMON_DOC = """
     Args:
@@ -54,7 +55,7 @@ def _build(model_name, *, weights, **kwargs):
 
 @register_model("inception_v4")
 def InceptionV4(
-    include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
+    include_top=True, weights=DEFAULT_WEIGHTS, input_tensor=None, input_shape=None, pooling=None,
     classes=1000, classifier_activation="softmax", *, variant="slim", residual_scale=None,
     aux_logits=False, dropout_rate=0.2, features_only=False, conv_bn=None, name=None,
 ):  # fmt: skip
@@ -82,7 +83,7 @@ def InceptionResNetV1(
 
 @register_model("inception_resnet_v2")
 def InceptionResNetV2(
-    include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
+    include_top=True, weights=DEFAULT_WEIGHTS, input_tensor=None, input_shape=None, pooling=None,
     classes=1000, classifier_activation="softmax", *, variant="slim", residual_scale=None,
     aux_logits=False, dropout_rate=0.2, features_only=False, conv_bn=None, name=None,
 ):  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..models.info import ModelInfo, load_model, model_info, read_info
 from ..models.registry import get_model_config, list_models
-from ..weights.presets import DEFAULT_WEIGHTS, NO_WEIGHTS
+from ..weights.manifest import DEFAULT_WEIGHTS, NO_WEIGHTS
 from .builders import build
 
 

@@ -51,7 +51,13 @@ def main(argv=None) -> int:
     from .checks import check_arguments
 
     check_arguments(models=args.model, weights=args.weights, image_size=args.image_size)
-    from inception.app.resolve import check_entry, per_member, resolve_all, split_list
+    from inception.app.resolve import (
+        DEFAULT_WEIGHTS,
+        check_entry,
+        per_member,
+        resolve_all,
+        split_list,
+    )
     from inception.serving.export import class_names_for, export_saved_model, say, version_dir
 
     models = split_list(args.model)
@@ -65,7 +71,7 @@ def main(argv=None) -> int:
     for m in models:
         check_entry(m)
     sizes = per_member(args.image_size, len(models), "--image-size")
-    weights = per_member(args.weights, len(models), "--weights", "imagenet")
+    weights = per_member(args.weights, len(models), "--weights", DEFAULT_WEIGHTS)
     mean = None
     if args.ensemble_weights:
         try:

@@ -108,7 +108,9 @@ def add_model(p, **kwargs):
 
 
 def add_weights(p):
-    return p.add_argument("--weights", default="imagenet", help=WEIGHTS_HELP)
+    from ..weights.manifest import DEFAULT_WEIGHTS  # no Keras
+
+    return p.add_argument("--weights", default=DEFAULT_WEIGHTS, help=WEIGHTS_HELP)
 
 
 def add_image_size(p, per_model: bool = False):

@@ -90,10 +90,10 @@ def pretrained_top5(name, model, x, paths) -> None:
     """Prints top-5 ImageNet classes per image if converted weights for ``name`` are cached."""
     import inception
     from inception.weights import cache_path
-    from inception.weights.manifest import resolve
+    from inception.weights.manifest import DEFAULT_WEIGHTS, resolve
 
     try:
-        entry = resolve(name, "imagenet")
+        entry = resolve(name, DEFAULT_WEIGHTS)
     except Exception:  # no public checkpoint (Inception-ResNet-v1)
         return
     path = cache_path(entry, model)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..weights.manifest import DEFAULT_WEIGHTS
+
 URL_PREFIXES = ("http://", "https://")
 URL_TIMEOUT_S = 30
 
@@ -97,7 +99,7 @@ def predict(
     inputs,
     models,
     *,
-    weights="imagenet",
+    weights=DEFAULT_WEIGHTS,
     top: int = 5,
     crops: int = 1,
     class_names=None,

@@ -2,9 +2,9 @@
 
 Variants come from the architecture table (``networks.ARCHS``), released accuracies and the
 preprocessing of released checkpoints from the weights manifest (``weights/manifest.json``); what
-is here is only what belongs to the network itself. ``inception.weights.presets`` joins an entry
-with its default weights (one :class:`~inception.weights.presets.Preset` per model). ``paper_top1``/``paper_top5`` are Table 2 of
-the paper (ILSVRC-2012 validation, single crop, 100 minus its error rates), in percent.
+is here is only what belongs to the network itself; ``inception.weights.presets`` joins an entry
+with its default weights (one ``Preset`` per model). ``paper_top1``/``paper_top5`` are Table 2
+of the paper (ILSVRC-2012 validation, single crop, 100 minus its error rates), in percent.
 
 The registry is read without Keras (names, defaults, variants, minimum input size): the commands
 check their arguments with it before TensorFlow loads. An entry gets its builder when

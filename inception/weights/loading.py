@@ -18,7 +18,7 @@ from ..models.info import model_info, read_info, set_model_info
 from ..preprocessing import Preprocessing, imagenet_synsets
 from .convert import convert_into
 from .download import DownloadError, converted_dir, fetch
-from .manifest import Entry, entries, preprocessing_for, resolve
+from .manifest import DEFAULT_WEIGHTS, Entry, entries, preprocessing_for, resolve
 from .sources import WeightsError, detect_format, read_keras3_applications, read_source
 
 
@@ -50,7 +50,7 @@ def load_weights(
         class_names=imagenet_synsets(classes) if include_top and classes in (1000, 1001) else None,
         label_offset=classes - 1000 if include_top and classes == 1001 else 0,
     )
-    if spec == "imagenet" or (not exists and ":" in spec):
+    if spec == DEFAULT_WEIGHTS or (not exists and ":" in spec):
         entry = resolve(model_name, spec)
         _check_entry(entry, model_name, variant, include_top, classes, aux_logits)
         _load_entry(model, model_name, entry, verbose)

@@ -103,15 +103,18 @@ def get_entry(name: str) -> Entry:
         ) from None
 
 
+def no_checkpoint_reason(model_name: str) -> str:
+    """Why ``model_name`` has no default pretrained entry, in one sentence."""
+    reason = load_manifest()["no_checkpoint"].get(model_name)
+    return reason or f"no pretrained ImageNet weights are listed for {model_name}."
+
+
 def resolve(model_name: str, weights: str) -> Entry:
     """``"imagenet"`` -> the model's default entry; a manifest name -> that entry."""
-    data = load_manifest()
     if weights == DEFAULT_WEIGHTS:
-        if model_name in data["no_checkpoint"]:
-            raise WeightsError(data["no_checkpoint"][model_name])
-        if model_name not in data["defaults"]:
-            raise WeightsError(f"no pretrained ImageNet weights are listed for {model_name}.")
-        weights = data["defaults"][model_name]
+        weights = load_manifest()["defaults"].get(model_name)
+        if weights is None:
+            raise WeightsError(no_checkpoint_reason(model_name))
     entry = get_entry(weights)
     if entry.model != model_name:
         raise WeightsError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..models.registry import get_model_config, list_models
 from ..preprocessing import Preprocessing
-from .manifest import DEFAULT_WEIGHTS, NO_WEIGHTS, load_manifest
+from .manifest import DEFAULT_WEIGHTS, NO_WEIGHTS, load_manifest, no_checkpoint_reason
 
 __all__ = ["DEFAULT_WEIGHTS", "NO_WEIGHTS", "Preset", "get_preset", "list_presets"]
 
@@ -46,11 +46,7 @@ def get_preset(name: str) -> Preset:
     manifest = load_manifest()
     default = manifest["defaults"].get(name)
     entry = manifest["entries"][default] if default else None
-    reason = None
-    if entry is None:
-        reason = manifest["no_checkpoint"].get(
-            name, f"no pretrained ImageNet weights are listed for {name}."
-        )
+    reason = None if entry else no_checkpoint_reason(name)
     return Preset(
         name=name,
         title=config.title,

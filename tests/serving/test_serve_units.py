@@ -96,7 +96,7 @@ def test_batches_are_padded_to_allowed_sizes():
 
 def test_batch_timeout_waits_for_more_rows():
     model = FakeModel(delay=0.0)
-    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=200_000)
+    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=2_000_000)  # >> 50 ms
 
     async def staggered():
         from concurrent.futures import ThreadPoolExecutor
