@@ -64,21 +64,23 @@ def load_batch(paths, prep) -> np.ndarray:
 def model_table(paths) -> None:
     import tensorflow as tf
 
-    import inception
+    from inception.app.builders import build
+    from inception.models.registry import get_model_config, list_models
     from inception.models.summary import count_macs
+    from inception.preprocessing import decode_predictions
 
     header = f"{'model':<22}{'variant':<8}{'params':>12}{'GMACs':>8}{'img/s':>8}"
     print(header + "  top class (random weights)")
-    for name in inception.list_models():
-        config = inception.get_model_config(name)
-        model = inception.build(name)
+    for name in list_models():
+        config = get_model_config(name)
+        model = build(name)
         x = tf.constant(load_batch(paths, config.preprocessing))
         fn = tf.function(lambda x, model=model: model(x, training=False))
         fn(x)
         start = time.perf_counter()
         probs = fn(x).numpy()
         rate = len(paths) / (time.perf_counter() - start)
-        top = inception.decode_predictions(probs, top=1)[0][0][1]
+        top = decode_predictions(probs, top=1)[0][0][1]
         print(
             f"{name:<22}{config.default_variant:<8}{model.count_params():>12,}"
             f"{count_macs(model) / 1e9:>8.2f}{rate:>8.1f}  {top}"
@@ -88,7 +90,7 @@ def model_table(paths) -> None:
 
 def pretrained_top5(name, model, x, paths) -> None:
     """Prints top-5 ImageNet classes per image if converted weights for ``name`` are cached."""
-    import inception
+    from inception.preprocessing import decode_predictions
     from inception.weights import cache_path
     from inception.weights.manifest import DEFAULT_WEIGHTS, resolve
 
@@ -103,7 +105,7 @@ def pretrained_top5(name, model, x, paths) -> None:
         )
         return
     model.load_weights(path)
-    for p, row in zip(paths, inception.decode_predictions(model.predict(x, verbose=0), top=5)):
+    for p, row in zip(paths, decode_predictions(model.predict(x, verbose=0), top=5)):
         print(f"{'':<22}{p.name}: " + ", ".join(f"{n} {s:.2f}" for _, n, s in row))
 
 

@@ -49,7 +49,7 @@ def make_dataset(root: pathlib.Path, seed: int = 0) -> pathlib.Path:
 def run(workdir: pathlib.Path) -> dict:
     """Generates the data, trains, evaluates; returns what the later demo steps need."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import inception
+    from inception.training.loop import train
 
     workdir = pathlib.Path(workdir)
     data_dir = make_dataset(workdir / "data")
@@ -60,7 +60,7 @@ def run(workdir: pathlib.Path) -> dict:
         f"--image-size {IMAGE_SIZE} --batch-size {BATCH} --steps {STEPS} --recipe demo --seed 0 "
         "--log-every 10"
     )
-    result = inception.train(
+    result = train(
         MODEL, os.fspath(data_dir), model_dir, image_size=IMAGE_SIZE, batch_size=BATCH,
         steps=STEPS, recipe="demo", seed=0, strategy="auto", log_every=10,
     )  # fmt: skip
