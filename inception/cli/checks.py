@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import check_image_folder
 from ..models.registry import get_model_config, list_models
-from ..weights.presets import DEFAULT_WEIGHTS, NO_WEIGHTS
+from ..weights.manifest import DEFAULT_WEIGHTS, NO_WEIGHTS
 
 WEIGHT_FILE_SUFFIXES = (".h5", ".keras", ".safetensors", ".gz")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from ..models.registry import get_model_config, list_models
 from ..preprocessing import Preprocessing
-from .manifest import DEFAULT_WEIGHTS, NO_WEIGHTS, load_manifest, no_checkpoint_reason
+from .manifest import load_manifest, no_checkpoint_reason
 
-__all__ = ["DEFAULT_WEIGHTS", "NO_WEIGHTS", "Preset", "get_preset", "list_presets"]
+__all__ = ["Preset", "get_preset", "list_presets"]
 
 
 @dataclass(frozen=True)

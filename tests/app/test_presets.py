@@ -10,7 +10,8 @@ from inception.cli import checks
 from inception.models.registry import get_model_config, list_models
 from inception.preprocessing import Preprocessing
 from inception.weights import manifest
-from inception.weights.presets import DEFAULT_WEIGHTS, NO_WEIGHTS, get_preset, list_presets
+from inception.weights.manifest import DEFAULT_WEIGHTS, NO_WEIGHTS
+from inception.weights.presets import get_preset, list_presets
 
 
 def test_every_registered_model_has_a_preset():
