@@ -69,6 +69,20 @@ def gif_bomb(frame: int) -> bytes:
     return head + image + b"\x3b"
 
 
+def scan_bomb(scans: int) -> bytes:
+    """A progressive 64 x 64 JPEG whose last scan is repeated until it has ``scans`` scans
+    (issue 21: 2,500 scans held the model for a minute)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    pixels = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * (scans - data.count(b"\xff\xda")) + b"\xff\xd9"
+
+
 def b64(data: bytes) -> dict:
     return {"b64": base64.b64encode(data).decode()}
 
@@ -191,6 +205,13 @@ def build_abuse(name: str, size: int, good: bytes) -> dict:
         "rest_not_an_image": (path, {"instances": [b64(b"just some text, not an image")]}, {}),
         "rest_truncated_jpeg": (path, {"instances": [b64(good[: len(good) // 2])]}, {}),
         "rest_content_length_100mb": (path, b"{}", {"Content-Length": str(100 * MIB)}),
+        "rest_scan_bomb_jpeg_2500": (path, {"instances": [b64(scan_bomb(2500))]}, {}),
+        "rest_surrogate_instances": (path, b'{"instances": ["\\ud800"]}', {}),
+        "rest_surrogate_context_key": (
+            f"/v1/models/{name}:classify",
+            b'{"context": {"\\udc00": 1}, "examples": [{}]}',
+            {},
+        ),
     }
     grpc_calls = {
         "grpc_5000_images": predict("", "images", tf.make_tensor_proto(many * 5)),
@@ -207,6 +228,9 @@ def build_abuse(name: str, size: int, good: bytes) -> dict:
         "grpc_gif_frame_20000": predict("", "images", tf.make_tensor_proto([gif_bomb(20000)])),
         "grpc_classify_64_examples": ("Classify", classify.SerializeToString()),
         "grpc_garbage": ("Predict", b"\xff\xfe\xfd" * 10),
+        "grpc_scan_bomb_jpeg_2500": predict("", "images", tf.make_tensor_proto([scan_bomb(2500)])),
+        "grpc_metadata_garbage": ("GetModelMetadata", b"\xff\xfe\xfd" * 10),
+        "grpc_status_garbage": ("ModelService/GetModelStatus", b"\xff\xfe\xfd" * 10),
     }  # fmt: skip
     kinds = {k: ("rest", v) for k, v in rest.items()}
     kinds.update({k: ("grpc", v) for k, v in grpc_calls.items()})
@@ -261,6 +285,43 @@ def slow_call(port, path, stop: threading.Event):
         return "conn:closed", reply
 
 
+def hold_connections(port, path, count, kind, stop: threading.Event, hold: float) -> Counter:
+    """Opens ``count`` connections to 127.0.0.1 and holds them ``hold`` s (or until the server
+    closes them): ``idle`` ones send nothing, ``slowloris`` ones half a request's headers,
+    ``small_body`` ones 900 KiB of a 1 MiB body. Returns how each ended."""
+    socks, ended = [], Counter()
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+    for _ in range(count):
+        if stop.is_set():
+            break
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            if kind == "slowloris":
+                s.sendall(head.encode())
+            elif kind == "small_body":
+                s.sendall(
+                    (head + f"Content-Length: {MIB}\r\n\r\n").encode()
+                    + b'{"instances": ["'
+                    + b"A" * (900 * 1024)
+                )
+            socks.append(s)
+        except OSError as exc:
+            ended["connect:" + type(exc).__name__] += 1
+    deadline = time.monotonic() + hold
+    for s in socks:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            reply = s.recv(256)
+            ended[reply.split(b" ")[1].decode() if reply else "closed by server"] += 1
+        except TimeoutError:
+            ended["still open"] += 1
+        except OSError as exc:
+            ended["conn:" + type(exc).__name__] += 1
+        finally:
+            s.close()
+    return ended
+
+
 def grpc_status(exc) -> str:
     return exc.code().name if hasattr(exc, "code") else type(exc).__name__
 
@@ -279,6 +340,12 @@ def main(argv=None) -> int:
     p.add_argument("--abusive-clients", type=int, default=4, help="small malformed requests")
     p.add_argument("--pause", type=float, default=0.2, help="between an abusive client's requests")
     p.add_argument("--max-requests", type=int, default=5000, help="per client, at most")
+    p.add_argument(
+        "--flood-connections",
+        type=int,
+        default=300,
+        help="connections each flood client (idle, slowloris, small bodies) holds at once",
+    )
     p.add_argument("--settle-seconds", type=float, default=10.0, help="rest before 'after'")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -355,8 +422,8 @@ def main(argv=None) -> int:
     big_windows = []  # (start, end) of 60 MB bodies in flight
     abuse_status = defaultdict(Counter)
     raw = {
-        m: channel.unary_unary(f"/tensorflow.serving.PredictionService/{m}")
-        for m in ("Predict", "Classify")
+        m: channel.unary_unary(f"/tensorflow.serving.{m if '/' in m else 'PredictionService/' + m}")
+        for m in ("Predict", "Classify", "GetModelMetadata", "ModelService/GetModelStatus")
     }
 
     def good_client(i):
@@ -399,6 +466,15 @@ def main(argv=None) -> int:
             with lock:
                 abuse_status["rest_slow_body"][str(status)] += 1
 
+    def flood_client(kind):
+        """Holds --flood-connections connections of one kind at a time, for the whole soak."""
+        for _ in range(args.max_requests):
+            if stop.is_set():
+                break
+            ended = hold_connections(rest_port, path, args.flood_connections, kind, stop, 15.0)
+            with lock:
+                abuse_status[f"flood_{kind}"].update(ended)
+
     def abusive_client(i, heavy_only=False):
         for n in range(args.max_requests):
             if stop.is_set():
@@ -425,12 +501,14 @@ def main(argv=None) -> int:
                 stop.wait(args.pause)
 
     started = time.monotonic()
-    clients = args.good_clients + args.abusive_clients + args.heavy_clients + 1
+    floods = ("idle", "slowloris", "small_body") if args.flood_connections else ()
+    clients = args.good_clients + args.abusive_clients + args.heavy_clients + 1 + len(floods)
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(good_client, i) for i in range(args.good_clients)]
         futures += [pool.submit(abusive_client, i) for i in range(args.abusive_clients)]
         futures += [pool.submit(abusive_client, i, True) for i in range(args.heavy_clients)]
         futures.append(pool.submit(slow_client))
+        futures += [pool.submit(flood_client, kind) for kind in floods]
         stop.wait(args.seconds)
         stop.set()
         for f in futures:
@@ -454,7 +532,9 @@ def main(argv=None) -> int:
     shutdown_s = time.monotonic() - signalled
 
     # ------------------------------------------------------------------------------ report
-    def is_5xx(status: str) -> bool:
+    def is_5xx(status: str, kind: str = "") -> bool:
+        if kind.startswith("flood_") and status == "503":  # refused past --max-connections
+            return False
         return status.startswith("5") or status in ("INTERNAL", "UNKNOWN", "UNAVAILABLE")
 
     lat = sorted(end - start for start, end in good_latency)
@@ -468,12 +548,15 @@ def main(argv=None) -> int:
         return 1e3 * values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
     five_xx = sum(n for s, n in good_status.items() if is_5xx(s)) + sum(
-        n for c in abuse_status.values() for s, n in c.items() if is_5xx(s)
+        n for k, c in abuse_status.items() for s, n in c.items() if is_5xx(s, k)
     )
     conn_errors = sum(n for s, n in good_status.items() if s.startswith("conn:"))
-    # docs/serving.md: base + T x (E x a + D x 23 B x P) + L x A x R + S, default flags,
-    # worst-case JSON (A = 25); the decode term needs images near --max-image-pixels.
-    parse_and_small_mib = 2 * 25 * 64 + 256
+    # docs/serving.md: base + T x (E x a + D x 23 B x P) + M + L x A x R + C x 0.4 MiB, default
+    # flags, worst-case JSON (A = 25), C from this process's descriptor limit; the decode term
+    # needs images near --max-image-pixels.
+    from inception.serving.limits import default_max_connections
+
+    parse_and_small_mib = 256 + 2 * 25 * 64 + default_max_connections() * 0.4
     decode_mib = 10 * 23 * 64e6 / MIB
     reachable_mib = base_kib / 1024 + 16 * per_image_kib / 1024 + parse_and_small_mib
     bound_mib = reachable_mib + decode_mib
@@ -506,7 +589,7 @@ def main(argv=None) -> int:
         "abuse": {k: dict(v) for k, v in sorted(abuse_status.items())},
     }  # fmt: skip
     print("\n| abusive request | sent | answers |\n|---|---|---|")
-    for kind in [*kinds, "rest_slow_body"]:
+    for kind in [*kinds, "rest_slow_body", *(f"flood_{k}" for k in floods)]:
         counts = abuse_status.get(kind, {})
         shown = ", ".join(f"{s} x{n}" for s, n in sorted(counts.items()))
         print(f"| {kind} | {sum(counts.values())} | {shown} |")
@@ -523,7 +606,8 @@ def main(argv=None) -> int:
         (f"RSS idle / before / peak / after {args.settle_seconds:.0f} s",
          f"{r['idle_base']} / {r['before']} / {r['peak']} / {r['after']} MiB"),
         ("per-image cost (16-image batches)", f"{summary['per_image_mib']} MiB"),
-        ("bound, default flags: base + 16 a + 10 x 23 B x 64e6 + 2 x 25 x 64 MiB + 256 MiB",
+        ("bound, default flags: base + 16 a + 10 x 23 B x 64e6 + 256 MiB + 2 x 25 x 64 MiB"
+         " + C x 0.4 MiB",
          f"{summary['bound_mib']} MiB"),
         ("same without the decode term (no image here is over 160 px)",
          f"{summary['bound_without_decode_mib']} MiB"),

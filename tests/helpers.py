@@ -5,8 +5,13 @@ image headers, and a classifier whose predictions are known in advance. (Fixture
 from __future__ import annotations
 
 import io
+import json
+import re
 import socket
 import struct
+import time
+import urllib.error
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -142,3 +147,39 @@ def fake_runner_clock(monkeypatch):
         return forward(self, batch, eager)
 
     monkeypatch.setattr(runner.Runner, "forward", timed)
+
+
+# --- clients of a running server ----------------------------------------------------------------
+
+
+def post(url, path, body, headers=None, timeout=60):
+    """``(status, JSON answer)`` of a POST of ``body`` (bytes, or an object sent as JSON)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def metric_counts(url) -> dict:
+    """``inception_serving_requests_total`` by ``(api, method, code)``, from ``url/metrics``."""
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    counts = {}
+    for labels, value in re.findall(r"inception_serving_requests_total\{([^}]*)\} (\S+)", text):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = (fields["api"], fields["method"], fields["code"])
+        counts[key] = counts.get(key, 0) + float(value)
+    return counts
+
+
+def wait_for(predicate, seconds=60.0, every=0.05):
+    """Polls ``predicate`` until it holds or ``seconds`` pass; returns whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False

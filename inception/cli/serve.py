@@ -17,12 +17,17 @@ from inception.serving.batching import BatchingParameters
 from inception.serving.limits import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_GRPC_PORT,
+    DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_JPEG_SCANS,
     DEFAULT_MAX_LARGE_REQUESTS,
+    DEFAULT_MAX_RECEIVE_BYTES,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_POLL_SECONDS,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REST_PORT,
+    DESCRIPTOR_RESERVE,
     LARGE_REQUEST_BYTES,
 )
 from inception.serving.repository import ModelSpec, parse_model_config, saved_model_base_error
@@ -62,7 +67,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rest-port", "--rest_api_port", type=int, default=DEFAULT_REST_PORT)
     p.add_argument("--grpc-port", "--port", type=int, default=DEFAULT_GRPC_PORT)
-    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})")
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on ({DEFAULT_HOST}; 0.0.0.0 for all interfaces, e.g. in a "
+        "container: there is no authentication, put a proxy in front)",
+    )
     p.add_argument(
         "--batching-parameters-file",
         default=None,
@@ -96,7 +106,22 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_REQUEST_BYTES,
         help="largest REST body (after decompression) / gRPC message (64 MiB)",
     )
+    p.add_argument(
+        "--max-receive-bytes",
+        type=int,
+        default=None,
+        help="bytes of all REST bodies in flight together, from first byte to answer; others "
+        f"wait up to --read-timeout-seconds ({DEFAULT_MAX_RECEIVE_BYTES // 2**20} MiB, or "
+        "--max-request-bytes x (--max-large-requests + 1) when larger)",
+    )
     flags.add_max_image_pixels(p)
+    p.add_argument(
+        "--max-jpeg-scans",
+        type=int,
+        default=DEFAULT_MAX_JPEG_SCANS,
+        help="most scans a JPEG may have (a progressive JPEG is decoded once per scan; "
+        f"encoders write about 10) ({DEFAULT_MAX_JPEG_SCANS})",
+    )
     p.add_argument(
         "--max-large-requests",
         type=int,
@@ -109,6 +134,28 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_READ_TIMEOUT,
         help=f"time a REST client has to send its body ({DEFAULT_READ_TIMEOUT:g} s)",
+    )
+    p.add_argument(
+        "--idle-timeout-seconds",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="a connection with no request in progress is closed after this "
+        f"({DEFAULT_IDLE_TIMEOUT:g} s; gRPC's idle connections too)",
+    )
+    p.add_argument(
+        "--header-timeout-seconds",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help="time a REST client has to send a request's headers, from its first byte "
+        f"({DEFAULT_HEADER_TIMEOUT:g} s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="REST connections open at once; more are answered 503 and closed (half the "
+        f"descriptor soft limit left after {DESCRIPTOR_RESERVE}, at most 10000: 448 under "
+        "ulimit -n 1024)",
     )
     p.add_argument(
         "--poll-seconds",
@@ -211,9 +258,14 @@ def build_server(args) -> ModelServer:
         rest_port=args.rest_port,
         grpc_port=args.grpc_port,
         max_request_bytes=args.max_request_bytes,
+        max_receive_bytes=args.max_receive_bytes,
         max_image_pixels=args.max_image_pixels,
+        max_jpeg_scans=args.max_jpeg_scans,
         max_large_requests=args.max_large_requests,
         read_timeout=args.read_timeout_seconds,
+        idle_timeout=args.idle_timeout_seconds,
+        header_timeout=args.header_timeout_seconds,
+        max_connections=args.max_connections,
         poll_seconds=args.poll_seconds,
         enable_batching=not args.no_batching,
         grace_seconds=args.grace_seconds,

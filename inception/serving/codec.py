@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import invalid
+from .limits import DEFAULT_MAX_JPEG_SCANS
 
 
 @dataclass(frozen=True)
@@ -400,9 +401,20 @@ def declared_pixels(data: bytes) -> int | None:
     return None if header is None else header.pixels
 
 
-def check_image(data, where: str, max_pixels: int, required: bool) -> None:
+def jpeg_scans(data: bytes) -> int:
+    """Scans of a JPEG: its start-of-scan markers (``FF DA``; entropy-coded data never holds
+    one, as every ``FF`` there is followed by ``00`` or a restart marker). A progressive JPEG's
+    decoder passes over every pixel once per scan, so this multiplies its work; an embedded
+    thumbnail's scans are counted too (a few)."""
+    return data.count(b"\xff\xda")
+
+
+def check_image(
+    data, where: str, max_pixels: int, required: bool, max_scans: int = DEFAULT_MAX_JPEG_SCANS
+) -> None:
     """Refuses an encoded image whose headers declare more than ``max_pixels`` pixels (or a
-    broken header); with ``required``, also anything but JPEG, PNG, GIF and BMP bytes."""
+    broken header), or a JPEG of more than ``max_scans`` scans; with ``required``, also
+    anything but JPEG, PNG, GIF and BMP bytes."""
     header = inspect_image(data) if isinstance(data, bytes) and len(data) > 8 else None
     if header is None:
         if required:
@@ -418,18 +430,35 @@ def check_image(data, where: str, max_pixels: int, required: bool) -> None:
             f"{where} is too large: {header.detail}, over the limit of {max_pixels} pixels "
             "(--max-image-pixels); send a smaller image."
         )
+    if header.format == "JPEG":
+        scans = jpeg_scans(data)
+        if scans > max_scans:
+            raise invalid(
+                f"{where} is a JPEG of {scans} scans, over the limit of {max_scans} "
+                "(--max-jpeg-scans; each scan is a pass over every pixel); re-encode it as a "
+                "baseline JPEG or with a standard progressive script."
+            )
     if required and header.format not in IMAGE_FORMATS:
         raise invalid(f"{where} is a {header.format} image; send JPEG, PNG, GIF or BMP bytes.")
 
 
-def check_images(arr: np.ndarray, key: str, max_pixels: int) -> None:
+def check_images(
+    arr: np.ndarray, key: str, max_pixels: int, max_scans: int = DEFAULT_MAX_JPEG_SCANS
+) -> None:
     """``check_image`` on every value of a string input (required to be images when the
     input is named as ``inception export`` names image inputs)."""
     for i, data in enumerate(arr.reshape(-1)):
-        check_image(data, f"image {i} of input {key!r}", max_pixels, key in IMAGE_KEYS)
+        where = f"image {i} of input {key!r}"
+        check_image(data, where, max_pixels, key in IMAGE_KEYS, max_scans)
 
 
-def check_examples(arr: np.ndarray, key: str, signature: str, max_pixels: int) -> None:
+def check_examples(
+    arr: np.ndarray,
+    key: str,
+    signature: str,
+    max_pixels: int,
+    max_scans: int = DEFAULT_MAX_JPEG_SCANS,
+) -> None:
     """Serialized ``tf.Example``s for a classify signature called through Predict: each must
     parse, and its ``image/encoded`` feature passes ``check_image``."""
     from google.protobuf.message import DecodeError
@@ -448,11 +477,13 @@ def check_examples(arr: np.ndarray, key: str, signature: str, max_pixels: int) -
             example = example_pb2.Example.FromString(data)
         except (DecodeError, TypeError):
             raise invalid(f"{where} is not a serialized tf.Example.") from None
-        check_example(example, i, max_pixels)
+        check_example(example, i, max_pixels, max_scans)
 
 
-def check_example(example, index: int, max_pixels: int) -> None:
+def check_example(
+    example, index: int, max_pixels: int, max_scans: int = DEFAULT_MAX_JPEG_SCANS
+) -> None:
     feature = example.features.feature.get("image/encoded")
     if feature is not None:
         for data in feature.bytes_list.value:
-            check_image(data, f"'image/encoded' of example {index}", max_pixels, True)
+            check_image(data, f"'image/encoded' of example {index}", max_pixels, True, max_scans)

@@ -25,8 +25,10 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
-    model_service_pb2_grpc,
+    inference_pb2,
+    model_management_pb2,
     predict_pb2,
+    regression_pb2,
 )
 
 from . import codec, protos
@@ -180,29 +182,45 @@ def parse_classify(server, data: bytes):
     return request, v, sig, server.classify_inputs(sig, examples), len(examples)
 
 
+def _ended(context) -> str | None:
+    """CANCELLED or DEADLINE_EXCEEDED when the call ended before its answer (the client left or
+    its deadline passed), else None."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return "DEADLINE_EXCEEDED"
+    return "CANCELLED" if context.cancelled() else None
+
+
 async def _observe(server, method, context, call):
     """Runs ``call(names)`` (``names`` takes the model name once known), counts the answer by
     its status code and then answers; errors become ``context.abort``. The count comes first, so
-    a client that has its answer also finds it in ``/monitoring/prometheus/metrics``."""
+    a client that has its answer also finds it in ``/monitoring/prometheus/metrics``. A call
+    whose client left or whose deadline passed is counted so, not OK. The abort happens outside
+    the ``except`` block, so the error (and what its traceback holds) is freed at once: grpc
+    keeps the abort's exception, whose traceback holds this frame and the method's, in a cycle
+    with the call's context until a full GC; hence the methods hand their message over in a
+    list that ``call`` empties, so that none of those frames keeps the message."""
     started, names = time.perf_counter(), ["?"]
 
     def observe(code):
         server.metrics.observe(names[0], "grpc", method, code, time.perf_counter() - started)
 
+    error = None
     try:
         response = await call(names)
     except ServingError as exc:
-        observe(exc.code.name)
-        await context.abort(exc.code, exc.message)
+        error = (exc.code, server.public(exc.message))
     except asyncio.CancelledError:
-        observe("CANCELLED")
+        observe(_ended(context) or "CANCELLED")
         raise
     except Exception:  # a bug: logged, answered INTERNAL and counted as such
         log.exception("gRPC %s failed", method)
-        observe("INTERNAL")
-        error = internal("internal error while answering the request (see the log).")
-        await context.abort(error.code, error.message)
-    observe("OK")
+        failure = internal("internal error while answering the request (see the log).")
+        error = (failure.code, failure.message)
+    if error is not None:
+        observe(_ended(context) or error[0].name)
+        await context.abort(*error)
+    observe(_ended(context) or "OK")
     return response
 
 
@@ -212,10 +230,13 @@ class PredictionService:
     def __init__(self, server):
         self.server = server
 
-    async def Predict(self, data: bytes, context):
+    async def Predict(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
         server = self.server
 
         async def call(names):
+            data = box.pop()
             where = server.parser(len(data))
             async with server.admit(len(data) > LARGE_REQUEST_BYTES):
                 request, v, sig, inputs, rows = await server.offload(
@@ -227,10 +248,13 @@ class PredictionService:
 
         return await _observe(server, "predict", context, call)
 
-    async def Classify(self, data: bytes, context):
+    async def Classify(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
         server = self.server
 
         async def call(names):
+            data = box.pop()
             async with server.admit(len(data) > LARGE_REQUEST_BYTES):
                 request, v, sig, inputs, rows = await server.offload(
                     server.parser(len(data)), parse_classify, server, data
@@ -249,8 +273,13 @@ class PredictionService:
 
         return await _observe(server, "classify", context, call)
 
-    async def GetModelMetadata(self, request, context):
+    async def GetModelMetadata(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
+
         async def call(names):
+            data = box.pop()
+            request = _parse(get_model_metadata_pb2.GetModelMetadataRequest, data)
             names[0] = request.model_spec.name
             name, version, label = _spec(request.model_spec)
             fields = list(request.metadata_field)
@@ -264,28 +293,42 @@ class PredictionService:
 
         return await _observe(self.server, "metadata", context, call)
 
-    async def unimplemented(self, data: bytes, context):
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "Regress and MultiInference are not served."
-        )
+    async def Regress(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
+
+        async def call(names):
+            data = box.pop()
+            request = _parse(regression_pb2.RegressionRequest, data)
+            names[0] = request.model_spec.name
+            raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "Regress is not served.")
+
+        return await _observe(self.server, "regress", context, call)
+
+    async def MultiInference(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
+
+        async def call(names):
+            data = box.pop()
+            request = _parse(inference_pb2.MultiInferenceRequest, data)
+            names[0] = request.tasks[0].model_spec.name if request.tasks else "?"
+            raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not served.")
+
+        return await _observe(self.server, "multi_inference", context, call)
 
     def handler(self) -> grpc.GenericRpcHandler:
-        def raw(behavior, deserializer=None):
-            return grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=deserializer)
+        names = ("Predict", "Classify", "GetModelMetadata", "Regress", "MultiInference")
+        return _raw_handlers("tensorflow.serving.PredictionService", self, names)
 
-        return grpc.method_handlers_generic_handler(
-            "tensorflow.serving.PredictionService",
-            {
-                "Predict": raw(self.Predict),
-                "Classify": raw(self.Classify),
-                "GetModelMetadata": raw(
-                    self.GetModelMetadata,
-                    get_model_metadata_pb2.GetModelMetadataRequest.FromString,
-                ),
-                "Regress": raw(self.unimplemented),
-                "MultiInference": raw(self.unimplemented),
-            },
-        )
+
+def _raw_handlers(service: str, servicer, names) -> grpc.GenericRpcHandler:
+    """Handlers that take the request's bytes: each method parses them itself, so that a
+    message that does not parse is answered INVALID_ARGUMENT and counted."""
+    return grpc.method_handlers_generic_handler(
+        service,
+        {name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name)) for name in names},
+    )
 
 
 def _predict_response(request, v, sig, outputs) -> bytes:
@@ -300,17 +343,47 @@ def _predict_response(request, v, sig, outputs) -> bytes:
     return response.SerializeToString()
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+class ModelService:
+    """``tensorflow.serving.ModelService``: GetModelStatus; reloading the config at run time
+    is not served (restart with the new ``--model-config-file``)."""
+
     def __init__(self, server):
         self.server = server
 
-    async def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):
+    async def GetModelStatus(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
+
         async def call(names):
+            data = box.pop()
+            request = _parse(get_model_status_pb2.GetModelStatusRequest, data)
             names[0] = request.model_spec.name
             name, version, label = _spec(request.model_spec)
-            return protos.status_response(self.server.model(name), version, label)
+            response = protos.status_response(self.server.model(name), version, label)
+            for entry in response.model_version_status:
+                entry.status.error_message = self.server.public(entry.status.error_message)
+            return response.SerializeToString()
 
         return await _observe(self.server, "status", context, call)
+
+    async def HandleReloadConfigRequest(self, message: bytes, context):
+        box = [message]  # no frame of this call holds the message once parsed (see _observe)
+        del message
+
+        async def call(names):
+            data = box.pop()
+            _parse(model_management_pb2.ReloadConfigRequest, data)
+            raise ServingError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "reloading the model config at run time is not served; restart the server "
+                "with the new --model-config-file.",
+            )
+
+        return await _observe(self.server, "reload_config", context, call)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        names = ("GetModelStatus", "HandleReloadConfigRequest")
+        return _raw_handlers("tensorflow.serving.ModelService", self, names)
 
 
 async def start(server, host: str, port: int):
@@ -321,10 +394,12 @@ async def start(server, host: str, port: int):
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
             ("grpc.so_reuseport", 0),
+            ("grpc.max_connection_idle_ms", int(server.idle_timeout * 1000)),
         ]
     )
-    grpc_server.add_generic_rpc_handlers((PredictionService(server).handler(),))
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(server), grpc_server)
+    grpc_server.add_generic_rpc_handlers(
+        (PredictionService(server).handler(), ModelService(server).handler())
+    )
     bound = grpc_server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port} (port in use?)")

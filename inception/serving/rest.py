@@ -18,6 +18,7 @@ at a time; small ones on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -43,10 +44,6 @@ _PATH = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$"
 )
-
-
-def _error(exc: ServingError) -> web.Response:
-    return web.json_response({"error": exc.message}, status=exc.http_status)
 
 
 def _parse_path(request: web.Request):
@@ -99,30 +96,34 @@ def body_encoding(request: web.Request, limit: int) -> str:
 
 async def read_body(request: web.Request, limit: int, timeout: float) -> tuple[bytes, str]:
     """The raw body (possibly compressed) and its ``Content-Encoding``, read as it streams in:
-    refused past ``limit`` bytes, or when it takes longer than ``timeout`` seconds."""
+    refused past ``limit`` bytes, or when it takes longer than ``timeout`` seconds. What was
+    read of a refused or abandoned body is dropped at once (no exception keeps it alive)."""
     encoding = body_encoding(request, limit)
-
-    async def read():
-        chunks, size = [], 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise _over_limit(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
-
+    chunks, size, problem, chunk = [], 0, None, None
     try:
-        return await asyncio.wait_for(read(), timeout), encoding
-    except ConnectionError:
-        raise ServingError(
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    problem = _over_limit(limit)
+                    break
+                chunks.append(chunk)
+    except (ConnectionError, EOFError) as exc:
+        exc.__traceback__ = None  # aiohttp keeps it on the request: no cycle through frames
+        problem = ServingError(
             grpc.StatusCode.CANCELLED, "the client closed the connection before sending its body."
-        ) from None
-    except asyncio.TimeoutError:
-        raise ServingError(
+        )
+    except TimeoutError:
+        problem = ServingError(
             grpc.StatusCode.DEADLINE_EXCEEDED,
             f"the request body did not arrive within {timeout:g} s (--read-timeout-seconds).",
             http=408,
-        ) from None
+        )
+    if problem is not None:
+        chunks.clear()
+        chunk = None  # noqa: F841 (the frame is in the traceback: it must not hold the body)
+        raise problem
+    return b"".join(chunks), encoding
 
 
 def inflate(data: bytes, encoding: str, limit: int) -> bytes:
@@ -278,8 +279,49 @@ def parse_json(body: bytes, arrays: bool = False):
     return _load(body, json_index(body), 0, len(body), 1, arrays)
 
 
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(value, depth: int = 0) -> str | None:
+    """A string (value or object key) in parsed JSON that is not valid Unicode: a lone UTF-16
+    surrogate such as ``"\\ud800"``, which JSON allows but UTF-8 cannot encode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    if depth > MAX_JSON_DEPTH:
+        return None
+    items = value.items() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        pair = item if isinstance(value, dict) else (item,)
+        for part in pair:
+            found = _lone_surrogate(part, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def check_unicode(text: bytes, body) -> None:
+    """Refuses JSON whose strings hold lone surrogates (looked for only when the text has a
+    ``\\uD800``-``\\uDFFF`` escape; paired ones are fine)."""
+    if not _SURROGATE.search(text):
+        return
+    found = _lone_surrogate(body)
+    if found is not None:
+        shown = found.encode("utf-8", "backslashreplace").decode("ascii", "replace")[:60]
+        raise invalid(
+            f"the JSON body has a string that is not valid Unicode ({shown!r}: a lone UTF-16 "
+            "surrogate escape \\uD800-\\uDFFF); escape characters as valid pairs, or send "
+            'bytes as {"b64": ...}.'
+        )
+
+
 def decode_json(data: bytes, encoding: str, limit: int, arrays: bool = False):
-    body = parse_json(inflate(data, encoding, limit), arrays)
+    text = inflate(data, encoding, limit)
+    body = parse_json(text, arrays)
+    check_unicode(text, body)
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object.")
     name = body.get("signature_name")
@@ -310,42 +352,81 @@ def _is_large(request: web.Request) -> bool:
     return length is None or length > LARGE_REQUEST_BYTES or "Content-Encoding" in request.headers
 
 
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _route(request: web.Request):
+    """``(name, version, label, metadata, verb)`` of a model path, its method checked: GET for
+    status and metadata, POST for ``:predict`` and ``:classify`` (405 naming it otherwise)."""
+    name, version, label, metadata, verb = _parse_path(request)
+    allowed = "GET" if verb is None else "POST"
+    if request.method != allowed:
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{request.method} is not served at {request.path}; use {allowed}.",
+            http=405,
+        )
+    if verb is not None and (metadata or verb not in ("predict", "classify", "regress")):
+        raise not_found(f"Malformed request: POST {request.path}; use :predict or :classify")
+    return name, version, label, metadata, verb
+
+
 def make_app(server) -> web.Application:
+    def error(exc: ServingError) -> web.Response:
+        response = web.json_response({"error": server.public(exc.message)}, status=exc.http_status)
+        if exc.http == 405:
+            response.headers["Allow"] = "POST" if "use POST" in exc.message else "GET"
+        return response
+
     async def infer(request, name, version, label, verb):
         v = server.resolve(name, version, label)
         body_encoding(request, server.max_request_bytes)
         large = _is_large(request)
         async with server.admit(large):
-            data, encoding = await read_body(request, server.max_request_bytes, server.read_timeout)
-            where = server.parser(len(data), large)
-            if verb == "predict":
-                sig, inputs, rows, columnar = await server.offload(
-                    where, parse_predict, server, v, data, encoding
-                )
-                del data
-                outputs = await server.run(v, sig, inputs, rows)
-                return _text(
-                    await server.offload(
-                        where, lambda: _dumps(codec.predict_response(outputs, columnar))
-                    )
-                )
-            sig, inputs, rows = await server.offload(
-                where, parse_classify, server, v, data, encoding
+            need = request.content_length
+            need = server.max_request_bytes if need is None else need
+            await server.receiving.take(need, server.read_timeout, lambda: _gone(request))
+            try:
+                return await answer(request, v, verb, large)
+            finally:
+                server.receiving.give(need)
+                server.trim.note(large=need > LARGE_REQUEST_BYTES)
+
+    async def answer(request, v, verb, large):
+        data, encoding = await read_body(request, server.max_request_bytes, server.read_timeout)
+        where = server.parser(len(data), large)
+        if verb == "predict":
+            sig, inputs, rows, columnar = await server.offload(
+                where, parse_predict, server, v, data, encoding
             )
             del data
             outputs = await server.run(v, sig, inputs, rows)
-            result = protos.classify_rows(outputs.get("classes"), outputs.get("scores"), rows)
-            return _json({"result": result})
+            del inputs
+            return _text(
+                await server.offload(
+                    where, lambda: _dumps(codec.predict_response(outputs, columnar))
+                )
+            )
+        sig, inputs, rows = await server.offload(where, parse_classify, server, v, data, encoding)
+        del data
+        outputs = await server.run(v, sig, inputs, rows)
+        result = protos.classify_rows(outputs.get("classes"), outputs.get("scores"), rows)
+        return _json({"result": result})
+
+    def method_of(metadata, verb) -> str:
+        return verb or ("metadata" if metadata else "status")
 
     async def models(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         name, method, code = request.match_info.get("tail", "?"), "unknown", "OK"
+        problem = None
         try:
             name, version, label, metadata, verb = _parse_path(request)
-            if request.method == "GET":
-                if verb is not None:
-                    raise not_found(f"Malformed request: GET {request.path} (use POST)")
-                method = "metadata" if metadata else "status"
+            method = method_of(metadata, verb)
+            name, version, label, metadata, verb = _route(request)
+            if verb is None:
                 if metadata:
                     v = server.resolve(name, version, label)
                     return _json(
@@ -354,6 +435,8 @@ def make_app(server) -> web.Application:
                         )
                     )
                 response = protos.status_response(server.model(name), version, label)
+                for entry in response.model_version_status:
+                    entry.status.error_message = server.public(entry.status.error_message)
                 return _json(
                     json_format.MessageToDict(
                         response,
@@ -361,48 +444,112 @@ def make_app(server) -> web.Application:
                         always_print_fields_with_no_presence=True,
                     )
                 )
-            if metadata or verb not in ("predict", "classify", "regress"):
-                raise not_found(
-                    f"Malformed request: POST {request.path}; use :predict or :classify"
-                )
-            method = verb
             if verb == "regress":
                 raise invalid("this server's models have no regression signatures.")
             return await infer(request, name, version, label, verb)
         except ServingError as exc:
-            code = exc.code.name
-            return _error(exc)
+            problem = exc.with_traceback(None)  # kept here: no cycle through this frame
+        except UnicodeError:  # text the checks above did not expect: still the client's
+            problem = invalid(
+                "the request holds text that is not valid Unicode; send strings as UTF-8, "
+                'or bytes as {"b64": ...}.'
+            )
         except Exception:  # a bug: logged, answered 500 and counted as such
             log.exception("REST %s %s failed", request.method, request.path)
-            code = "INTERNAL"
-            return _error(internal("internal error while answering the request (see the log)."))
+            problem = internal("internal error while answering the request (see the log).")
         finally:
+            if problem is not None:
+                code = problem.code.name
+            elif _gone(request):
+                code = "CANCELLED"  # answered after the client left: never delivered
             server.metrics.observe(name, "rest", method, code, time.perf_counter() - started)
+        return error(problem)
+
+    async def expect(request: web.Request):
+        """``Expect: 100-continue``: the checks that need no body (route, method, model,
+        encoding, size) come first, so a body that would be refused is never sent."""
+        try:
+            name, version, label, metadata, verb = _route(request)
+            if verb is not None:
+                server.resolve(name, version, label)
+                body_encoding(request, server.max_request_bytes)
+        except ServingError as exc:
+            method = request.match_info.get("tail", "?")
+            with contextlib.suppress(ServingError):
+                name, _, _, metadata, verb = _parse_path(request)
+                method = method_of(metadata, verb)
+            server.metrics.observe(name, "rest", method, exc.code.name, 0.0)
+            response = error(exc)
+            response.force_close()
+            return response
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            answer = {"error": "only 'Expect: 100-continue' is served."}
+            return web.json_response(answer, status=417)
+        if request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        return None
 
     async def health(request):
         ok, body = server.healthy()
+        if "errors" in body:
+            body["errors"] = {k: server.public(v) for k, v in body["errors"].items()}
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(request):
         body = server.metrics.text()
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
-    app = web.Application(client_max_size=server.max_request_bytes)
-    app.router.add_route("*", "/v1/models/{tail:.*}", models)
-    app.router.add_get("/healthz", health)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/monitoring/prometheus/metrics", metrics)
+    @web.middleware
+    async def connection_state(request, handler):
+        guard = server.connections
+        guard.busy(request.transport)
+        try:
+            return await handler(request)
+        finally:
+            guard.done(request.transport)
+
+    app = web.Application(client_max_size=server.max_request_bytes, middlewares=[connection_state])
+    app.router.add_route("*", "/v1/models/{tail:.*}", models, expect_handler=expect)
+    app.router.add_get("/healthz", health, allow_head=False)
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/monitoring/prometheus/metrics", metrics, allow_head=False)
     return app
+
+
+class _GuardedSite(web.TCPSite):
+    """A TCP site whose sockets go through the server's ``ConnectionGuard``."""
+
+    def __init__(self, runner, host, port, guard):
+        super().__init__(runner, host, port, reuse_address=True)
+        self._guard = guard
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._guard.protocol_factory(self._runner.server),
+            self._host,
+            self._port,
+            reuse_address=True,
+            backlog=self._backlog,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
 async def start(server, host: str, port: int):
     """Starts the REST app; returns the runner (for cleanup) and the bound port. Bodies are
     decompressed here (``inflate``, capped), not by aiohttp."""
     runner = web.AppRunner(
-        make_app(server), access_log=None, shutdown_timeout=2.0, auto_decompress=False
+        make_app(server),
+        access_log=None,
+        shutdown_timeout=2.0,
+        auto_decompress=False,
+        keepalive_timeout=server.idle_timeout + server.header_timeout + 1,  # the guard decides
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = _GuardedSite(runner, host, port, server.connections)
     await site.start()
-    bound = port or runner.addresses[0][1]
+    server.connections.start()
+    bound = port or site.port
     return runner, bound

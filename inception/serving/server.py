@@ -33,22 +33,31 @@ import numpy as np
 from ..errors import UsageError
 from . import codec
 from .batching import Batcher, BatchingParameters
+from .connections import ConnectionGuard, RateLimitedLog, ReceiveBudget
 from .errors import from_tensorflow, invalid, not_found, unavailable
 from .limits import (
     CLASSIFY_METHOD,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_GRPC_PORT,
+    DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_JPEG_SCANS,
     DEFAULT_MAX_LARGE_REQUESTS,
+    DEFAULT_MAX_RECEIVE_BYTES,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_POLL_SECONDS,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REST_PORT,
+    DESCRIPTOR_RESERVE,
     LARGE_REQUEST_BYTES,
+    LOG_INTERVAL_SECONDS,
     MEDIUM_PARSE_THREADS,
     PORT_FLAGS,
     SMALL_REQUEST_BYTES,
+    default_max_connections,
+    descriptor_limit,
 )
 from .metrics import Metrics
 from .repository import ModelSpec, ServedModel, Signature, Version, saved_model_base_error
@@ -84,6 +93,39 @@ def port_problem(host: str, port: int, api: str, flag: str) -> str:
 
 def port_in_use(api: str, port: int, flag: str) -> str:
     return f"{api} port {port} is in use ({flag}); stop what holds it or choose another port"
+
+
+def check_limits(request, receive, scans, idle, header) -> None:
+    """One clear error for a limit that cannot work."""
+    if receive - receive // 8 < request:
+        raise UsageError(
+            f"--max-receive-bytes {receive} is less than --max-request-bytes {request} plus an "
+            "eighth kept for small bodies: a largest request could never be received; raise "
+            "the first or lower the second."
+        )
+    if scans < 1:
+        raise UsageError(f"--max-jpeg-scans must be >= 1 (a baseline JPEG has 1), got {scans}.")
+    if idle <= 0 or header <= 0:
+        raise UsageError(
+            "--idle-timeout-seconds and --header-timeout-seconds must be > 0, got "
+            f"{idle:g} and {header:g}."
+        )
+
+
+def check_connections(wanted: int | None) -> int:
+    """``--max-connections`` (default: from the descriptor limit), checked to leave the
+    descriptors that the models, gRPC and the logs need."""
+    soft = descriptor_limit()
+    if wanted is None:
+        return default_max_connections(soft)
+    room = soft - DESCRIPTOR_RESERVE
+    if wanted < 1 or wanted > room:
+        raise UsageError(
+            f"--max-connections {wanted} does not fit this process's descriptor limit: the soft "
+            f"limit is {soft} (ulimit -n) and {DESCRIPTOR_RESERVE} are kept for models, gRPC "
+            f"and logs; give 1 to {max(1, room)}, or raise the limit (ulimit -n)."
+        )
+    return wanted
 
 
 class _MemoryTrim:
@@ -131,9 +173,14 @@ class ModelServer:
         rest_port: int = DEFAULT_REST_PORT,
         grpc_port: int = DEFAULT_GRPC_PORT,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_receive_bytes: int | None = None,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS,
         max_large_requests: int = DEFAULT_MAX_LARGE_REQUESTS,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_connections: int | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         enable_batching: bool = True,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
@@ -145,13 +192,29 @@ class ModelServer:
             raise ValueError(
                 "--max-large-requests, --max-request-bytes and --max-image-pixels must be >= 1."
             )
+        if max_receive_bytes is None:  # the default, or room for the large requests' turns
+            max_receive_bytes = max(
+                DEFAULT_MAX_RECEIVE_BYTES, max_request_bytes * (max_large_requests + 1)
+            )
+        check_limits(
+            max_request_bytes, max_receive_bytes, max_jpeg_scans, idle_timeout, header_timeout
+        )
+        self.max_connections = check_connections(max_connections)
         self.models = {s.name: ServedModel(s) for s in specs}
         self.params = params or BatchingParameters()
         self.host, self.rest_port, self.grpc_port = host, rest_port, grpc_port
         self.max_request_bytes = max_request_bytes
+        self.max_receive_bytes = max_receive_bytes
         self.max_image_pixels = max_image_pixels
+        self.max_jpeg_scans = max_jpeg_scans
         self.max_large_requests = max_large_requests
         self.read_timeout = read_timeout
+        self.idle_timeout, self.header_timeout = idle_timeout, header_timeout
+        self.logs = RateLimitedLog(LOG_INTERVAL_SECONDS)
+        self.connections = ConnectionGuard(
+            self.max_connections, idle_timeout, header_timeout, self.logs
+        )
+        self.receiving = ReceiveBudget(max_receive_bytes)
         self.poll_seconds = poll_seconds
         self.enable_batching = enable_batching
         self.grace_seconds = grace_seconds
@@ -184,6 +247,7 @@ class ModelServer:
         from . import grpc_api, rest  # TensorFlow
 
         self.loop = asyncio.get_running_loop()
+        self.loop.set_exception_handler(self._loop_error)
         threads = self.params.num_batch_threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inception-model")
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="inception-loader")
@@ -221,6 +285,20 @@ class ModelServer:
             self.grpc_port,
         )
 
+    def _loop_error(self, loop, context: dict) -> None:
+        """asyncio's errors, with one line per interval for a listening socket out of
+        descriptors (asyncio retries the accept every second) instead of a traceback each."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            self.logs.warning(
+                "descriptors",
+                "cannot accept connections: out of descriptors (%s); lower --max-connections "
+                "or raise the limit (ulimit -n)",
+                exc.strerror,
+            )
+            return
+        loop.default_exception_handler(context)
+
     def _bind_error(self, api: str, port: int, exc: Exception) -> UsageError:
         """One line for a port that could not be bound."""
         flag = self.port_flags[api]
@@ -235,6 +313,7 @@ class ModelServer:
         """Undoes a start that could not listen: the tasks, the REST app and the threads."""
         self._poller.cancel()
         self._trimmer.cancel()
+        self.connections.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         for pool in (self._executor, self._loader, self._parser, self._medium):
@@ -256,6 +335,7 @@ class ModelServer:
             batcher.deadline = self.deadline
         for site in list(self._runner.sites):
             await site.stop()
+        self.connections.stop()
         grpc_stopped = asyncio.ensure_future(self._grpc.stop(grace + 5))
         self._poller.cancel()
         self._trimmer.cancel()
@@ -352,6 +432,20 @@ class ModelServer:
             return fn(*args)
         return await self.loop.run_in_executor(executor, fn, *args)
 
+    def public(self, message: str) -> str:
+        """``message`` without the server's file paths (model base paths and their parents),
+        for answers; the log keeps them."""
+        paths = {}
+        for model in self.models.values():
+            shown = f"<base path of model {model.name!r}>"
+            for base in (model.base, model.base.resolve()):
+                paths.setdefault(str(base.parent), "<its parent folder>")
+                paths[str(base)] = shown
+        for path in sorted(paths, key=len, reverse=True):  # the longest first
+            if len(path) > 1:
+                message = message.replace(path, paths[path])
+        return message
+
     def model(self, name: str) -> ServedModel:
         try:
             return self.models[name]
@@ -388,9 +482,9 @@ class ModelServer:
             if arr.ndim:
                 codec.check_rows(arr.shape[0], self.max_rows)
             if info.is_string and sig.method_name == CLASSIFY_METHOD:
-                codec.check_examples(arr, key, sig.name, self.max_image_pixels)
+                codec.check_examples(arr, key, sig.name, self.max_image_pixels, self.max_jpeg_scans)
             elif info.is_string:
-                codec.check_images(arr, key, self.max_image_pixels)
+                codec.check_images(arr, key, self.max_image_pixels, self.max_jpeg_scans)
             rows.add(arr.shape[0] if arr.ndim else -1)
         if len(rows) != 1:
             raise invalid("every input must have the same batch size (first dimension).")
@@ -424,7 +518,7 @@ class ModelServer:
             raise invalid("the classify request has no examples.")
         codec.check_rows(len(examples), self.max_rows, "examples")
         for i, ex in enumerate(examples):
-            codec.check_example(ex, i, self.max_image_pixels)
+            codec.check_example(ex, i, self.max_image_pixels, self.max_jpeg_scans)
         data = np.empty(len(examples), dtype=object)
         data[:] = [ex.SerializeToString() for ex in examples]
         return {next(iter(sig.inputs)): data}

@@ -18,6 +18,9 @@ import numpy as np
 from ..preprocessing import INPUT_SIZE
 
 FORMATS = ("slim", "timm", "keras")
+# The most a checkpoint archive may extract to: slim's largest (Inception-ResNet-v2) holds
+# about 0.5 GB; a member or a total past this is refused before anything is written.
+MAX_EXTRACT_BYTES = 4 * 1024**3
 
 
 class WeightsError(ValueError):
@@ -128,6 +131,14 @@ def _extract_checkpoint(archive: str, dest: str) -> None:
                     raise WeightsError(f"{archive}: member {m.name!r} escapes the archive.")
             if not members:
                 raise WeightsError(f"{archive} holds no TF checkpoint (*.ckpt*, *.index).")
+            total = sum(m.size for m in members)
+            if total > MAX_EXTRACT_BYTES:
+                raise WeightsError(
+                    f"{archive} would extract {total} bytes of checkpoint files, over the cap "
+                    f"of {MAX_EXTRACT_BYTES} bytes (sources.MAX_EXTRACT_BYTES); it is not a "
+                    "TF-slim checkpoint archive: download it again or extract it yourself and "
+                    "pass the checkpoint prefix."
+                )
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, members=members, filter="data")
             else:  # Python < 3.10.12: members were checked above

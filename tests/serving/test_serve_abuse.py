@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import free_port
+from helpers import free_port, metric_counts, post, wait_for
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -134,27 +134,6 @@ def served(exported):
     thread.stop()
 
 
-def post(url, path, body, headers=None, timeout=60):
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method="POST", headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def metric_counts(url) -> dict:
-    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
-        text = r.read().decode()
-    counts = {}
-    for labels, value in re.findall(r"inception_serving_requests_total\{([^}]*)\} (\S+)", text):
-        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        key = (fields["api"], fields["method"], fields["code"])
-        counts[key] = counts.get(key, 0) + float(value)
-    return counts
-
-
 def queued_rows(url, model) -> float:
     """Rows of ``model`` waiting in the server's batch queues (its ``queue_rows`` gauge)."""
     with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
@@ -164,16 +143,6 @@ def queued_rows(url, model) -> float:
         if dict(re.findall(r'(\w+)="([^"]*)"', labels)).get("model") == model:
             rows += float(value)
     return rows
-
-
-def wait_for(predicate, seconds=60.0, every=0.1):
-    """Polls ``predicate`` until it holds or ``seconds`` pass; returns whether it held."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 def good_prediction(served):
