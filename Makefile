@@ -1,4 +1,5 @@
-# make test: set up .venv if missing, install the package with its test and serving extras, run
+# make test: set up .venv if missing, install the package with its test, serving and deployment
+# (onnx, litert, openvino) extras, run
 # the test suite. make demo: the same set-up, then the demo. Both work on a fresh clone.
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,serve]'
+	$(PY) -m pip install -q -e '.[dev,serve,onnx,litert,openvino]'
 	touch $(STAMP)
 
 # two workers, whole files each (module fixtures built once): much of a test's time is

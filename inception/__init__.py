@@ -26,7 +26,7 @@ _EXPORTS = {
     "inception.preprocessing": (
         "Preprocessing", "preprocess_input", "decode_predictions", "class_names",
     ),
-    "inception.training": ("train",),
+    "inception.training": ("train", "finetune"),
     "inception.api": ("evaluate", "predict", "export", "convert"),
     "inception.optimize": ("optimize_for_inference",),
 }  # fmt: skip

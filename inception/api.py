@@ -90,8 +90,9 @@ def export(
     models,
     out,
     *,
-    name: str,
+    name: str | None = None,
     version: int = 1,
+    format: str = "saved_model",
     weights=DEFAULT_WEIGHTS,
     image_size: int | None = None,
     num_classes: int | None = None,
@@ -102,11 +103,16 @@ def export(
     **options,
 ) -> Path:
     """Writes ``out/name/version/``, a SavedModel for TensorFlow Serving (signatures
-    ``serving_default``, ``predict_pixels``, ``classify``), and returns its path.
+    ``serving_default``, ``predict_pixels``, ``classify``), and returns its path; with
+    ``format="onnx"``, ``"litert"`` or ``"openvino"``, writes ``out/name.onnx`` (``.tflite``,
+    ``.xml`` + ``.bin``) and ``out/labels.txt`` instead (``inception.deploy``: float32 pixels
+    0..255 in, probabilities out) and returns the model file's path.
 
     Args:
         models, weights: the model spec (several models: an ensemble).
-        out: the model base directory; ``name``, ``version``: the folders under it.
+        out: the model base directory; ``name``, ``version``: the folders under it (other
+            formats: ``name`` is the file name, default the model's; ``version`` is unused).
+        format: ``"saved_model"`` (default), ``"onnx"``, ``"litert"`` or ``"openvino"``.
         image_size, num_classes, variant: for models built from a name (as in ``evaluate``).
         class_names: the names the export returns (a list, or a labels file with one name per
             line); default the models' own.
@@ -114,7 +120,9 @@ def export(
         precision: ``"auto"`` (default, as ``inception export``), ``"float32"``, ``"bfloat16"``,
             ``"float16"``, or ``None`` to export the models as they are.
         options: those of ``inception.serving.export.export_saved_model`` (``top_k``,
-            ``crop_fraction``, ``max_image_pixels``, ``overwrite``, ``warmup``, ``quiet``).
+            ``crop_fraction``, ``max_image_pixels``, ``overwrite``, ``warmup``, ``quiet``);
+            other formats: those of ``inception.deploy.export.export_artifact``
+            (``quantize="int8"`` with ``calibration_data=FOLDER``, ``overwrite``).
     """
     entries = check_spec(models, weights)
     members = resolve_all(
@@ -125,6 +133,15 @@ def export(
     if ensemble_weights is not None:
         ensemble_weights = per_member(ensemble_weights, len(members), "ensemble_weights")
         ensemble_weights = [float(w) for w in ensemble_weights]
+    if format != "saved_model":
+        from .deploy.export import export_artifact
+
+        return export_artifact(
+            members, out, name, format,
+            class_names, weights=ensemble_weights, precision=precision, **options,
+        ).path  # fmt: skip
+    if name is None:
+        raise ValueError("a SavedModel export needs name= (the folder under out).")
     return export_saved_model(
         members, out, name, version, class_names, weights=ensemble_weights,
         precision=precision, **options,

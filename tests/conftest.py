@@ -13,6 +13,7 @@ from weights_fixtures import slim_checkpoints, timm_files  # noqa: E402, F401
 LONGEST_FIRST = (
     "test_docs.py",
     "test_train_distributed.py",
+    "test_finetune.py",
     "test_train_hygiene.py",
     "test_train_jax.py",
     "test_serialization_backends.py",

@@ -7,7 +7,9 @@ A member is named by
   stored record gives class count, variant and input size), a ``.keras`` file (a whole model of
   that architecture) or a source checkpoint (converted on the fly);
 * a ``.keras`` file (a whole model: single network or ``Ensemble``);
-* a built Keras model.
+* a built Keras model;
+* an exported ``.onnx``, ``.tflite`` or OpenVINO ``.xml`` file, run in its own runtime
+  (``inception.deploy``; ``weights``, ``variant`` and ``precision`` do not apply).
 
 Each resolved model carries its ``ModelInfo`` (class names, preprocessing, provenance), so
 callers need no flags for what the artifact already knows.
@@ -18,6 +20,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..deploy.artifact import Artifact, format_of
+from ..deploy.load import load_artifact
+from ..errors import UsageError
 from ..models.info import ModelInfo, load_model, model_info, read_info
 from ..models.registry import get_model_config, list_models
 from ..weights.manifest import DEFAULT_WEIGHTS, NO_WEIGHTS
@@ -35,6 +40,21 @@ class Member:
     @property
     def info(self) -> ModelInfo:
         return model_info(self.model)
+
+    @property
+    def num_classes(self) -> int:
+        """Width of the (main) output."""
+        from ..models.ensemble import member_num_classes
+
+        if isinstance(self.model, Artifact):
+            return self.model.num_classes
+        return member_num_classes(self.model)
+
+    @property
+    def returns_logits(self) -> bool:
+        from ..models.ensemble import member_returns_logits
+
+        return False if isinstance(self.model, Artifact) else member_returns_logits(self.model)
 
 
 def split_list(value) -> list:
@@ -72,14 +92,14 @@ def check_entry(entry) -> None:
     if isinstance(entry, keras.Model):
         return
     entry = os.fspath(entry)
-    if entry.endswith(".keras"):
+    if entry.endswith(".keras") or format_of(entry):
         if not os.path.isfile(entry):
             raise FileNotFoundError(f"model file {entry!r} does not exist.")
         return
     if entry not in list_models():
         raise ValueError(
-            f"unknown model {entry!r}; give a registered model ({', '.join(list_models())}) "
-            "or a .keras file."
+            f"unknown model {entry!r}; give a registered model ({', '.join(list_models())}), "
+            "a .keras file or an exported .onnx, .tflite or .xml file."
         )
 
 
@@ -93,6 +113,8 @@ def resolve(entry, weights=DEFAULT_WEIGHTS, *, image_size=None, num_classes=None
     entry = os.fspath(entry)
     if entry.endswith(".keras"):
         return Member(os.path.basename(entry), _sized(load_model(entry), image_size), entry)
+    if format_of(entry):
+        return Member(os.path.basename(entry), load_artifact(entry, image_size), entry)
     config = get_model_config(entry)
     spec = DEFAULT_WEIGHTS if weights is None else os.fspath(weights)
     kw = {"variant": variant} if variant else {}
@@ -142,6 +164,15 @@ def optimize(members, precision: str | None) -> str | None:
     (folded BatchNorm, arithmetic in ``precision``); returns the precision used, and why."""
     if precision is None:
         return None
+    exported = [m for m in members if isinstance(m.model, Artifact)]
+    if exported and precision != "float32":
+        raise UsageError(
+            f"{exported[0].name} runs as it was exported; --precision {precision} applies to "
+            "Keras models only (drop it, or export with --quantize int8)."
+        )
+    members = [m for m in members if not isinstance(m.model, Artifact)]
+    if not members:
+        return "as exported"
     from ..optimize import optimization_report, optimize_for_inference
 
     for m in members:

@@ -21,6 +21,7 @@ COMMANDS = {
     "models": "list the registered models (params, input, accuracy)",
     "convert": "convert a TF-slim / timm / Keras checkpoint",
     "train": "train a model (Keras fit on TensorFlow or JAX)",
+    "finetune": "fine-tune a pretrained model on your own classes",
     "eval": "top-1/top-5 evaluation, multi-crop and ensembles",
     "predict": "classify images, folders or URLs",
     "export": "export SavedModels for TensorFlow Serving",

@@ -1,7 +1,7 @@
 """``inception convert``: a TF-slim / timm / Keras checkpoint -> this project's ``.weights.h5``.
 
     inception convert SRC --model NAME [--classes 1000|1001] [--aux-logits] --out FILE
-                      [--format slim|timm|keras] [--keras FILE] [--image-size N] [--quiet]
+                      [--from slim|timm|keras] [--keras FILE] [--image-size N] [--quiet]
     inception convert --list
 
 SRC is a local checkpoint (TF-slim/TF1 checkpoint prefix, folder or .tar.gz; timm .safetensors;
@@ -33,8 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--aux-logits", action="store_true",
                    help="keep the aux head (TF-slim checkpoints only; 299x299 input)")  # fmt: skip
     p.add_argument("--no-top", action="store_true", help="convert without the classifier")
-    p.add_argument("--format", choices=("slim", "timm", "keras"),
-                   help="source format (default: from the file)")  # fmt: skip
+    flags.add_renamed(p, "--format", p.add_argument(
+        "--from", dest="source_format", choices=("slim", "timm", "keras"),
+        help="the checkpoint's layout (default: from the file)"))  # fmt: skip
     p.add_argument("--out", help="the .weights.h5 file to write")
     p.add_argument("--keras", metavar="FILE", help="also save the whole model as a .keras file")
     flags.add_renamed(p, "--input-size", flags.add_image_size(p))
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(f"inception convert: {message}", flush=True)
 
-    source, fmt, name = args.source, args.format, args.source
+    source, fmt, name = args.source, args.source_format, args.source
     if not os.path.exists(source) and not os.path.exists(f"{source}.index") and ":" in source:
         entry = get_entry(source)
         if entry.model != args.model:

@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   inception eval --model inception_v4 --data imagenet2012 --crops 144
   inception eval --model inception_v4,inception_resnet_v2 --data ~/ilsvrc/val
   inception eval --model runs/irv1/model.keras --data ~/flowers
+  inception eval --model exported/irv1.onnx --data ~/flowers   (also .tflite, OpenVINO .xml)
 """
 
 
@@ -69,11 +70,13 @@ def ensemble_weights(text) -> list[float] | None:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    from inception.deploy.artifact import split_exported
+
     from .checks import check_arguments
 
-    check_arguments(
-        models=args.model, weights=args.weights, image_size=args.image_size, data=args.data
-    )
+    others, exported = split_exported(args.model)  # .onnx/.tflite/.xml: checked here
+    check_arguments(models=others, weights=args.weights, data=args.data,
+                    image_size=None if exported else args.image_size)  # fmt: skip
     weights = ensemble_weights(args.ensemble_weights)
     from inception.evaluation.evaluator import evaluate, format_table
 

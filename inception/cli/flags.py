@@ -26,7 +26,10 @@ EXPORT_PRECISION_WHY = (
     "a served model computes in bfloat16 where this machine has it, for throughput, behind the "
     "same float32/string signatures"
 )
-MODEL_HELP = "a registered model name or a .keras file; NAME,NAME,... averages an ensemble"
+MODEL_HELP = (
+    "a registered model name or a .keras file (eval, predict: also an exported .onnx, .tflite "
+    "or OpenVINO .xml file); NAME,NAME,... averages an ensemble"
+)
 WEIGHTS_HELP = (
     "one for all models or one per model (comma-separated): 'imagenet' (default: each model's "
     "pretrained entry), a manifest entry, 'none' (random init, for smoke tests), a .weights.h5 "

@@ -13,7 +13,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="inception predict",
         description="Classify images, folders (walked) or http(s) URLs; unreadable files are "
-        "reported and skipped.",
+        "reported and skipped. --model also takes files written by `inception export --format`: "
+        ".onnx, .tflite and OpenVINO .xml, run in their own runtime.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL_OR_DIR")
     flags.add_renamed(p, "--ensemble", flags.add_model(p))
@@ -33,14 +34,18 @@ def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
     flags.require(p, args, "--model")
+    from inception.deploy.artifact import split_exported
+
     from .checks import check_arguments, random_weights
 
-    check_arguments(models=args.model, weights=args.weights, image_size=args.image_size)
+    others, exported = split_exported(args.model)  # .onnx/.tflite/.xml: checked here
+    check_arguments(models=others, weights=args.weights,
+                    image_size=None if exported else args.image_size)  # fmt: skip
     from inception.evaluation.predict import predict
     from inception.models.labels import read_labels_file
 
     class_names = read_labels_file(args.class_names) if args.class_names else None
-    if random_weights(args.weights, args.model):
+    if random_weights(args.weights, others):
         print(
             "inception predict: --weights none: predicting with RANDOM weights (for smoke tests "
             "only: the classes shown mean nothing)",

@@ -44,15 +44,17 @@ def parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group(required=True)
     length.add_argument("--epochs", type=float, help="length of the run in epochs of --data")
     length.add_argument("--steps", type=int, help="length of the run in steps")
-    _add_run_options(p)
+    add_run_options(p)
     return p
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def add_run_options(p: argparse.ArgumentParser, recipe: str = "paper") -> None:
+    """The options ``train`` and ``finetune`` share; ``recipe``: the default ``--recipe``."""
     p.add_argument(
         "--recipe",
-        default="paper",
-        help=f"{' | '.join(recipe_names())} | FILE.json (default: paper)",
+        default=recipe,
+        help=f"{' | '.join(recipe_names())} | FILE.json (default: paper for train, finetune for "
+        "finetune)",
     )
     p.add_argument(
         "--strategy",
@@ -106,43 +108,44 @@ def main(argv: list[str] | None = None) -> int:
     from .checks import check_arguments
 
     check_arguments(models=[args.model], image_size=args.image_size, data=args.data, files=False)
-    from inception.training.callbacks import TrainingDivergedError, TrainingInterrupted
-    from inception.training.checkpoints import DiskFullError
     from inception.training.loop import train
 
+    keys = ("steps", "resumed_from", "backend", "replicas", "metrics", "keras_model", "weights")
+    return run("inception train", lambda: train(args.model, args.data, args.model_dir,
+                                                **run_options(args)), keys)  # fmt: skip
+
+
+def run_options(args) -> dict:
+    """The keyword arguments of ``inception.train`` and ``inception.finetune`` from the options
+    both commands take."""
+    return dict(
+        image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
+        steps=args.steps, recipe=args.recipe, strategy=args.strategy, precision=args.precision,
+        seed=args.seed, deterministic=args.deterministic, data_dir=args.data_dir,
+        eval_split=None if args.no_eval else "validation", variant=args.variant,
+        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+        log_every=args.log_every, keep_checkpoints=args.keep_checkpoints,
+        verbose=0 if args.quiet else 1,
+    )  # fmt: skip
+
+
+def run(prog: str, call, keys) -> int:
+    """Runs a training (``call()``); prints the ``keys`` of its result as one JSON line (exit 0),
+    or says in one line why it stopped: diverged or disk full (1), interrupted (130)."""
+    from inception.training.callbacks import TrainingDivergedError, TrainingInterrupted
+    from inception.training.checkpoints import DiskFullError
+
     try:
-        result = train(
-            args.model,
-            args.data,
-            args.model_dir,
-            image_size=args.image_size,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            steps=args.steps,
-            recipe=args.recipe,
-            strategy=args.strategy,
-            precision=args.precision,
-            seed=args.seed,
-            deterministic=args.deterministic,
-            data_dir=args.data_dir,
-            eval_split=None if args.no_eval else "validation",
-            variant=args.variant,
-            checkpoint_every=args.checkpoint_every,
-            validate_every=args.validate_every,
-            log_every=args.log_every,
-            keep_checkpoints=args.keep_checkpoints,
-            verbose=0 if args.quiet else 1,
-        )
+        result = call()
     except (TrainingDivergedError, DiskFullError) as exc:
-        print(f"inception train: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     except TrainingInterrupted as exc:
-        print(f"inception train: {exc}", file=sys.stderr, flush=True)
+        print(f"{prog}: {exc}", file=sys.stderr, flush=True)
         return 130
     except KeyboardInterrupt:
-        print("inception train: interrupted before training started; rerun the same command "
-              "to start it", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"{prog}: interrupted before training started; rerun the same command to start "
+              "it", file=sys.stderr, flush=True)  # fmt: skip
         return 130
-    keys = ("steps", "resumed_from", "backend", "replicas", "metrics", "keras_model", "weights")
     print(json.dumps({k: result.get(k) for k in keys}, default=str))
     return 0

@@ -114,7 +114,6 @@ def predict(
     import tensorflow as tf
 
     from ..app.resolve import check_entry, optimize, resolve_all, split_list
-    from ..models.ensemble import member_num_classes
     from ..preprocessing import crops as crop_lib
     from .runner import Runner, common_classes
 
@@ -140,7 +139,7 @@ def predict(
     members = resolve_all(models, weights, image_size=image_size, num_classes=num_classes)
     optimize(members, precision)
     space = common_classes(members)
-    widths = [member_num_classes(m.model) - m.info.label_offset for m in members]
+    widths = [m.num_classes - m.info.label_offset for m in members]
     size = len(space) if space else min(widths)  # unnamed: the smallest head (slim's drop 0)
     names = label_names(size, space, class_names)
     runner = Runner(members, crops, space, size, rows=micro_batch)

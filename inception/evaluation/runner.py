@@ -23,7 +23,6 @@ from keras import ops
 
 from ..models import labels as lb
 from ..models.combine import member_probabilities
-from ..models.ensemble import member_num_classes, member_returns_logits
 from ..preprocessing import INPUT_SIZE
 from ..preprocessing import crops as crop_lib
 
@@ -43,7 +42,7 @@ def default_rows(sizes) -> int:
 def common_classes(members) -> list[str] | None:
     """The classes of the first member whose classes are known (``None``: none known)."""
     for m in members:
-        known = lb.classes_of(m.info, member_num_classes(m.model))
+        known = lb.classes_of(m.info, m.num_classes)
         if known is not None:
             return known
     return None
@@ -72,11 +71,11 @@ class Runner:
         self.group_of = [preps.index(m.info.preprocessing) for m in self.members]
         self.columns = [
             lb.columns(
-                m.info, member_num_classes(m.model), space, self.size, f"model {m.name}", against
+                m.info, m.num_classes, space, self.size, f"model {m.name}", against
             )  # fmt: skip
             for m in self.members
         ]
-        self.logits = [member_returns_logits(m.model) for m in self.members]
+        self.logits = [m.returns_logits for m in self.members]
         if rows is not None and int(rows) < 1:
             raise ValueError(f"--micro-batch must be at least 1; got {rows}.")
         self.rows = int(rows) if rows else default_rows(p.input_size for p in preps)

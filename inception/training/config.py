@@ -120,7 +120,8 @@ def recipe_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
-def _read(name_or_file: str, seen: tuple = ()) -> dict:
+def read_recipe(name_or_file: str, seen: tuple = ()) -> dict:
+    """The values of a packaged recipe or a JSON recipe file, its ``"base"`` chain resolved."""
     if name_or_file in seen:
         raise UsageError(f"recipe {name_or_file!r} names itself as a base (cycle {seen}).")
     path = Path(name_or_file).expanduser()
@@ -142,21 +143,31 @@ def _read(name_or_file: str, seen: tuple = ()) -> dict:
         raise UsageError(f"recipe {name_or_file!r} must be a JSON object of hyper-parameters.")
     base = values.pop("base", None)
     if base is not None:
-        values = {**_read(base, (*seen, name_or_file)), **values}
+        values = {**read_recipe(base, (*seen, name_or_file)), **values}
     return values
+
+
+def recipe_values(name_or_file, recipe_class) -> dict:
+    """The values of a recipe given as an instance of ``recipe_class``, a dict (which may name a
+    ``"base"``), a packaged name or a JSON file."""
+    if isinstance(name_or_file, recipe_class):
+        return dataclasses.asdict(name_or_file)
+    if isinstance(name_or_file, dict):
+        values = dict(name_or_file)
+        base = values.pop("base", None)
+        return values if base is None else {**read_recipe(base), **values}
+    return read_recipe(str(name_or_file))
 
 
 def load_recipe(name_or_file: str | dict | Recipe = "paper", **overrides) -> Recipe:
     """A :class:`Recipe` from a packaged name (``"paper"``, ``"demo"``), a JSON file path or a
     dict, with ``overrides`` (``None`` values ignored) applied on top."""
-    if isinstance(name_or_file, Recipe):
-        values = dataclasses.asdict(name_or_file)
-    elif isinstance(name_or_file, dict):
-        values = dict(name_or_file)
-        if "base" in values:
-            values = {**_read(values.pop("base")), **values}
-    else:
-        values = _read(str(name_or_file))
+    values = recipe_values(name_or_file, Recipe)
+    if values.pop("kind", "train") == "finetune":
+        raise UsageError(
+            f"recipe {name_or_file!r} is a fine-tuning recipe: use it with `inception finetune` "
+            "(inception.finetune), or give `inception train` a training recipe (paper, demo)."
+        )
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(values) - known)

@@ -75,10 +75,14 @@ def _inputs(plan: Plan, rt: backend.Runtime, start: int):
     number (``None, None`` without validation)."""
 
     def make(**kw):
-        return _per_output(plan, pipeline.train_dataset(
+        dataset = pipeline.train_dataset(
             plan.source, plan.image_size, seed=plan.seed, deterministic=plan.deterministic,
             colour_distortion=plan.recipe.colour_distortion, start_step=start, **kw,
-        ))  # fmt: skip
+        )  # fmt: skip
+        if plan.train_map is not None:  # batch augmentation, sample weights (finetune)
+            dataset = dataset.map(plan.train_map, num_parallel_calls=pipeline.AUTOTUNE,
+                                  deterministic=plan.deterministic)  # fmt: skip
+        return _per_output(plan, dataset)
 
     train_input = rt.train_input(make, plan.global_batch)
     count = plan.validation.num_examples if plan.validate_every else 0
@@ -101,12 +105,15 @@ def _per_output(plan: Plan, dataset):
     return dataset.map(lambda x, y: (x, (y, y))) if plan.aux else dataset
 
 
-def _callbacks(plan: Plan, rt: backend.Runtime, start: int, checkpoints, verbose: int):
-    """Divergence first (nothing of a diverged step gets written), then checkpoint, metrics,
-    TensorBoard and progress (chief only), and the stop at the last step."""
+def _callbacks(plan: Plan, rt: backend.Runtime, start: int, checkpoints, verbose: int,
+               end: int, extra=()):  # fmt: skip
+    """Divergence first (nothing of a diverged step gets written), then checkpoint, the
+    ``extra`` callbacks, metrics, TensorBoard and progress (chief only), and the stop at step
+    ``end``."""
     callbacks = [
         StopOnDivergence(start, checkpoints, plan.log_every),
         PeriodCheckpoint(start, checkpoints),
+        *extra,
     ]
     progress = None
     if rt.chief:
@@ -123,23 +130,31 @@ def _callbacks(plan: Plan, rt: backend.Runtime, start: int, checkpoints, verbose
         if verbose:
             progress = Progress(start, plan.total_steps, plan.global_batch)
             callbacks.append(progress)
-    callbacks.append(StopAtStep(start, plan.total_steps))
+    callbacks.append(StopAtStep(start, end))
     return callbacks, progress
 
 
-def _fit(plan: Plan, rt: backend.Runtime, net, start: int, checkpoints, verbose: int) -> None:
-    """``fit`` from step ``start`` to the last step, in periods of ``plan.period`` steps; at its
-    end the model holds the moving averages (``PaperRMSProp.finalize_variable_values``)."""
-    if start >= plan.total_steps:
-        net.optimizer.finalize_variable_values(net.trainable_variables)
+def _fit(plan: Plan, rt: backend.Runtime, net, start: int, checkpoints, verbose: int,
+         end: int | None = None, extra=()) -> None:  # fmt: skip
+    """``fit`` from step ``start`` to step ``end`` (default: the last step), in periods of
+    ``plan.period`` steps, with the ``extra`` callbacks too; at the last step the model holds
+    the moving averages (``PaperRMSProp.finalize_variable_values``)."""
+    end = plan.total_steps if end is None else int(end)
+    if start >= end:
+        if end >= plan.total_steps:
+            net.optimizer.finalize_variable_values(net.trainable_variables)
         return
+    back_on_grid = start + (-start) % plan.period
+    if start < back_on_grid < end:  # checkpoints and validations stay at multiples of the period
+        _fit(plan, rt, net, start, checkpoints, verbose, back_on_grid, extra)
+        start = back_on_grid
     train_input, validation, validation_steps = _inputs(plan, rt, start)
-    callbacks, progress = _callbacks(plan, rt, start, checkpoints, verbose)
+    callbacks, progress = _callbacks(plan, rt, start, checkpoints, verbose, end, extra)
     first = start // plan.period
     try:
         net.fit(
             train_input,
-            epochs=first + math.ceil((plan.total_steps - start) / plan.period),
+            epochs=first + math.ceil((end - start) / plan.period),
             initial_epoch=first,
             steps_per_epoch=plan.period,
             validation_data=validation,
@@ -156,9 +171,10 @@ def _fit(plan: Plan, rt: backend.Runtime, net, start: int, checkpoints, verbose:
             progress.done.set()
 
 
-def _export(plan: Plan, net):
+def _export(plan: Plan, net, provenance: str | None = None):
     """A float32 copy of the network with a softmax top and no aux head, holding ``net``'s
-    weights, and the model record (class names, image size) it is saved with."""
+    weights, and the model record (class names, image size, ``provenance``: where the weights
+    come from) it is saved with."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
@@ -173,7 +189,8 @@ def _export(plan: Plan, net):
             values = net.get_layer(layer.name).get_weights()
             layer.set_weights([np.asarray(v, np.float32) for v in values])
     info = model_info(export).replace(
-        class_names=tuple(plan.source.class_names), weights=f"trained in {plan.model_dir}"
+        class_names=tuple(plan.source.class_names),
+        weights=provenance or f"trained in {plan.model_dir}",
     )
     set_model_info(export, info)
     return export
@@ -363,10 +380,13 @@ def _save(export, path: Path, what: str, checkpoints: Checkpoints | None) -> str
 
 
 def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0,
-            checkpoints: Checkpoints | None = None) -> dict:  # fmt: skip
+            checkpoints: Checkpoints | None = None, step: int | None = None,
+            provenance: str | None = None) -> dict:  # fmt: skip
     """Exports the averaged weights (chief: ``model.keras``, ``model.weights.h5``) and
-    evaluates them (chief: ``eval.json``)."""
-    export = _export(plan, net)
+    evaluates them (chief: ``eval.json``); ``step``: the step the weights are of (default the
+    last), ``provenance``: the model record's ``weights``."""
+    step = plan.total_steps if step is None else int(step)
+    export = _export(plan, net, provenance)
     result = {
         "model_dir": os.fspath(plan.model_dir), "steps": plan.total_steps,
         "resumed_from": start, "class_names": plan.source.class_names,
@@ -378,11 +398,12 @@ def _finish(plan: Plan, rt: backend.Runtime, net, start: int, verbose: int = 0,
     if not rt.chief:
         return result
     for key, name in (("keras_model", "model.keras"), ("weights", "model.weights.h5")):
-        what = f"the trained model {name} (step {plan.total_steps})"
+        what = f"the trained model {name} (step {step})"
         result[key] = _save(export, plan.model_dir / name, what, checkpoints)
     _say(rt, verbose, f"saved {result['keras_model']} and {result['weights']}")
     if plan.eval_split:
-        _say(rt, verbose, f"evaluating the averaged weights on the {plan.eval_split} split")
+        averaged = "averaged " if plan.recipe.ema_decay else ""
+        _say(rt, verbose, f"evaluating the {averaged}weights on the {plan.eval_split} split")
     result["metrics"] = _evaluate(plan, export)
     if result["metrics"]:
         _write_json(plan.model_dir / "eval.json", result["metrics"])

@@ -3,6 +3,7 @@ run length, periods, precision, seed (:class:`Plan`, written to ``config.json``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -41,6 +42,7 @@ class Plan:
     seed: int
     deterministic: bool
     eval_split: str | None
+    train_map: object = None  # (images, labels) -> training batch: augmentation, weights
 
     def record(self, rt: backend.Runtime) -> dict:
         return {
@@ -94,9 +96,24 @@ def _resolve(model_name, data, image_size, batch_size, num_replicas, recipe):
     return size, global_batch
 
 
-def notice(text: str, verbose: int) -> None:
+def notice(text: str, verbose: int, prog: str | None = None) -> None:
+    """One line on stderr, ``inception train: note: ...`` (``prog``: another command's name;
+    default: the command that is running, ``inception finetune`` while one fine-tunes)."""
     if verbose:
-        print(f"inception train: note: {text}", file=sys.stderr, flush=True)
+        print(f"{prog or NOTICE_PROG[-1]}: note: {text}", file=sys.stderr, flush=True)
+
+
+NOTICE_PROG = ["inception train"]  # the running command, innermost last
+
+
+@contextlib.contextmanager
+def notices_of(prog: str):
+    """Notes printed inside the block are ``prog``'s (``inception finetune``)."""
+    NOTICE_PROG.append(prog)
+    try:
+        yield
+    finally:
+        NOTICE_PROG.pop()
 
 
 def _load(data, split, data_dir):

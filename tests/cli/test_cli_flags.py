@@ -8,13 +8,24 @@ import sys
 
 import pytest
 
-from inception.cli import COMMANDS, convert, export, flags, models, plot, predict, serve, train
+from inception.cli import (
+    COMMANDS,
+    convert,
+    export,
+    finetune,
+    flags,
+    models,
+    plot,
+    predict,
+    serve,
+    train,
+)
 from inception.cli import eval as eval_
 
 PARSERS = {
     "models": models.parser, "convert": convert.parser, "train": train.parser,
     "eval": eval_.parser, "predict": predict.parser, "export": export.parser,
-    "serve": serve.parser, "plot": plot.parser,
+    "serve": serve.parser, "plot": plot.parser, "finetune": finetune.parser,
 }  # fmt: skip
 
 TRAIN = ["--model", "inception_v4", "--data", "d", "--model-dir", "m", "--steps", "1"]
@@ -35,6 +46,7 @@ RENAMED = [
      ["a.jpg", "--model", "m", "--class-names", "c.txt"]),
     ("export", [*EXPORT, "--labels", "c.txt"], [*EXPORT, "--class-names", "c.txt"]),
     ("convert", ["src", "--input-size", "331"], ["src", "--image-size", "331"]),
+    ("convert", ["src", "--format", "timm"], ["src", "--from", "timm"]),
 ]  # fmt: skip
 
 
@@ -82,7 +94,8 @@ DIFFERENT = {
     "--out",  # each command writes its own thing: a .weights.h5, a SavedModel folder, a PNG
     "--verbose",  # convert: every tensor used (`inception --verbose`: TensorFlow's log)
 }  # fmt: skip
-OWN_MEANING = {("--model", "train"), ("--model", "convert"), ("--classes", "convert")}
+OWN_MEANING = {("--model", "train"), ("--model", "convert"), ("--classes", "convert"),
+               ("--model", "finetune")}  # fmt: skip
 
 
 def test_the_same_flag_has_the_same_help_in_every_command():
