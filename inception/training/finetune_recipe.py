@@ -176,7 +176,18 @@ def block_multipliers(model, backbone: float, layer_decay: float | None) -> dict
 @dataclasses.dataclass(frozen=True)
 class FinetuneRecipe:
     """The fine-tuning recipe (defaults: ``recipes/finetune.json``, which ``load_finetune_recipe``
-    reads); the run's ``total_steps`` sets the length of the cosine decay."""
+    reads); the run's ``total_steps`` sets the length of the cosine decay.
+
+    Batch mixing of the training batches (after RandAugment; validation keeps integer labels):
+    ``mixup_alpha`` > 0 turns MixUp on (a batch blended with a shuffled copy of itself,
+    ``lam * x + (1 - lam) * x[perm]``, ``lam ~ Beta(mixup_alpha, mixup_alpha)``);
+    ``cutmix_alpha`` > 0 turns CutMix on (a rectangle of the shuffled copy pasted in, of area
+    share ``1 - lam``, ``lam ~ Beta(cutmix_alpha, cutmix_alpha)``, the labels weighed by the
+    pasted pixels' exact share); 0 turns either off (the default). With both on, each batch gets
+    CutMix with probability ``mix_switch_prob``, else MixUp (timm's rule). One ``lam`` and one
+    permutation per batch; the labels become soft targets ``lam * one_hot(y) + (1 - lam) *
+    one_hot(y[perm])`` and a class weight becomes the same mix of the two classes' weights.
+    """
 
     description: str = ""
     batch_size: int = 32  # per replica, when no --batch-size (global) is given
@@ -200,6 +211,9 @@ class FinetuneRecipe:
     rand_augment: bool = False  # keras.layers.RandAugment on the training batches
     rand_augment_ops: int = 2
     rand_augment_factor: float = 0.5
+    mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha) on the training batches; 0: off
+    cutmix_alpha: float = 0.0  # CutMix's Beta(alpha, alpha); 0: off
+    mix_switch_prob: float = 0.5  # both on: CutMix on this share of the batches, else MixUp
     class_weights: str | None = "balanced"  # folders: loss weight N / (K * n_class); None: 1
     early_stopping_patience: int | None = None  # validations without a better top-1
     checkpoint_every_steps: int = 100
@@ -218,6 +232,15 @@ class FinetuneRecipe:
         if self.class_weights not in (None, "balanced"):
             raise UsageError(
                 f'recipe class_weights {self.class_weights!r}: use "balanced" or null.'
+            )
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            value = float(getattr(self, key))
+            if not (math.isfinite(value) and value >= 0.0):
+                raise UsageError(f"recipe {key} must be 0 (off) or positive, got {value}.")
+            object.__setattr__(self, key, value)
+        if not 0.0 <= float(self.mix_switch_prob) <= 1.0:
+            raise UsageError(
+                f"recipe mix_switch_prob must be in [0, 1], got {self.mix_switch_prob}."
             )
         object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))
 
@@ -272,7 +295,8 @@ class FinetuneRecipe:
     def compile_arguments(self, model, global_batch_size: int, steps_per_epoch: int,
                           total_steps: int | None = None) -> dict:  # fmt: skip
         """``optimizer``, ``loss`` and ``metrics`` for ``model.compile``: the smoothed
-        cross-entropy of integer labels on the logits, top-1 and top-5 accuracy (percent)."""
+        cross-entropy of integer labels (or of soft targets, MixUp's and CutMix's) on the
+        logits, top-1 and top-5 accuracy (percent; of the argmax of a soft target)."""
         from .objectives import SparseSmoothedCrossEntropy, TopKAccuracy
 
         classes = int(model.outputs[0].shape[-1])

@@ -1,7 +1,8 @@
 """The paper's loss, metrics and learning-rate schedule as Keras objects (any backend).
 
-* :class:`SparseSmoothedCrossEntropy`: cross-entropy of integer labels with label smoothing
-  (Keras' ``SparseCategoricalCrossentropy`` has no ``label_smoothing``).
+* :class:`SparseSmoothedCrossEntropy`: cross-entropy of integer labels (or soft targets, e.g.
+  MixUp's) with label smoothing (Keras' ``SparseCategoricalCrossentropy`` has no
+  ``label_smoothing``).
 * :class:`TopKAccuracy`: top-k accuracy in percent, the unit of every accuracy of this project.
 * :func:`paper_schedule`: ``ExponentialDecay(staircase=True)`` with an optional
   :class:`LinearWarmup`.
@@ -15,6 +16,20 @@ from keras import ops
 from .paper import PAPER
 
 
+def is_soft_target(y_true, y_pred) -> bool:
+    """Whether ``y_true`` holds one distribution per example (shape ``[batch, K]``, the
+    predictions' ``K > 1``) rather than integer labels; static shapes, so fixed at trace
+    time."""
+    classes = y_pred.shape[-1]
+    return (
+        len(y_true.shape) == 2
+        and len(y_pred.shape) == 2
+        and classes is not None
+        and classes > 1
+        and y_true.shape[-1] == classes
+    )
+
+
 @keras.saving.register_keras_serializable(package="inception")
 class SparseSmoothedCrossEntropy(keras.losses.Loss):
     """Cross-entropy between integer labels smoothed over ``K`` classes and the predictions.
@@ -23,6 +38,12 @@ class SparseSmoothedCrossEntropy(keras.losses.Loss):
     (Szegedy et al., "Rethinking the Inception Architecture", Section 7), so the loss is
     ``(1 - e) * -log p[y] + e * mean_k(-log p[k])``. Computed in float32 whatever the model's
     compute dtype.
+
+    Soft targets are accepted too: ``y_true`` of shape ``[batch, K]`` (the predictions' shape,
+    ``K > 1``; one distribution per example, e.g. MixUp's or CutMix's mixed labels), smoothed
+    the same way, ``(1 - e) * y_true + e / K``, and the loss is ``-sum_k target[k] log p[k]``.
+    Which of the two is decided by the static rank and shape at trace time; integer labels of
+    shape ``[batch]`` or ``[batch, 1]`` take the sparse path as before.
 
     Args:
         label_smoothing: ``e`` above, in ``[0, 1)``.
@@ -43,6 +64,12 @@ class SparseSmoothedCrossEntropy(keras.losses.Loss):
             log_probs = ops.log_softmax(y_pred, axis=-1)
         else:
             log_probs = ops.log(ops.clip(y_pred, 1e-12, 1.0))
+        if is_soft_target(y_true, y_pred):
+            target = ops.cast(y_true, "float32")
+            if self.label_smoothing:
+                classes = y_pred.shape[-1]
+                target = (1.0 - self.label_smoothing) * target + self.label_smoothing / classes
+            return -ops.sum(target * log_probs, axis=-1)
         labels = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
         nll = -ops.squeeze(ops.take_along_axis(log_probs, labels, axis=-1), axis=-1)
         if not self.label_smoothing:
@@ -60,10 +87,20 @@ class SparseSmoothedCrossEntropy(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="inception")
 class TopKAccuracy(keras.metrics.SparseTopKCategoricalAccuracy):
-    """Keras' sparse top-k accuracy, reported in percent; named ``top{k}`` by default."""
+    """Keras' sparse top-k accuracy, reported in percent; named ``top{k}`` by default.
+
+    Integer labels, or soft targets of the predictions' shape ``[batch, K]`` (see
+    :class:`SparseSmoothedCrossEntropy`), whose argmax is taken as the label: for a MixUp or
+    CutMix batch this is the accuracy on each example's dominant label (the larger share)."""
 
     def __init__(self, k=1, name=None, **kwargs):
         super().__init__(k=k, name=name or f"top{k}", **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
+        if is_soft_target(y_true, y_pred):
+            y_true = ops.argmax(y_true, axis=-1)
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
     def result(self):
         return ops.multiply(super().result(), 100.0)

@@ -3,7 +3,9 @@ fine-tuned on a different generated task B, killed with SIGKILL in the
 whole-network phase on TensorFlow and in the head phase on JAX over 2 devices, then resumed; the
 checkpoints show where the backbone started, that the head phase leaves it (BatchNorm statistics
 included) as it was and that the second phase moves it. Also: the head kept by class name, the
-recipe's optimizers freezing and unfreezing layers on both backends, and bad input."""
+recipe's optimizers freezing and unfreezing layers on both backends, MixUp and CutMix (the train
+map, the loss and accuracy on soft targets, a fit on a mixed batch on both backends), and bad
+input."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -25,8 +28,9 @@ import inception
 from inception.cli import main as cli_main
 from inception.training import load_finetune_recipe
 from inception.training.checkpoints import Checkpoints
-from inception.training.finetune import _transfer
+from inception.training.finetune import _train_map, _transfer, mix_batch
 from inception.training.finetune_recipe import HEAD, block_of, finetune_schedule
+from inception.training.objectives import SparseSmoothedCrossEntropy, TopKAccuracy
 
 MODEL = "inception_resnet_v1"
 TASK_A, TASK_B = ("a0", "a1", "a2"), ("x", "y")
@@ -227,6 +231,14 @@ out["same_optimizer"] = model.optimizer is optimizer
 out["multipliers"] = optimizer.learning_rate_multipliers
 out["bn_moves"] = not np.array_equal(
     np.array(backbone.get_layer("Conv2d_1a.BatchNorm").moving_mean), frozen[2])
+# a MixUp batch as the train map makes it (soft targets, class weights as sample weights): a step
+perm, lam = rng.permutation(8), 0.3
+xm = (lam * x[:8] + (1 - lam) * x[perm]).astype("float32")
+ym = (lam * np.eye(3)[y[:8]] + (1 - lam) * np.eye(3)[y[perm]]).astype("float32")
+history = model.fit(xm, ym, sample_weight=ym @ np.array([1.0, 2.0, 0.5], "float32"),
+                    batch_size=8, epochs=1, verbose=0).history
+out["mixed"] = {k: float(v[-1]) for k, v in history.items()}
+out["iterations_3"] = int(optimizer.iterations.numpy())
 print("RESULT", json.dumps(out))
 """
 
@@ -236,6 +248,8 @@ def check_keras_way(stdout: str):
     assert out["head_phase_moves_bn"] is False and out["bn_moves"] is True and out["head_moves"]
     assert (out["iterations_1"], out["iterations_2"]) == (2, 4) and out["same_optimizer"]
     assert out["multipliers"] == {"Conv2d_1a": 0.05, "Mixed_5a": 0.1, "Logits": 1.0}
+    assert out["iterations_3"] == 5 and np.isfinite(out["mixed"]["loss"]), out["mixed"]
+    assert set(out["mixed"]) == {"loss", "top1", "top5"}
 
 
 def test_recipe_in_a_model_of_ones_own_on_tensorflow_and_jax(capsys):
@@ -245,6 +259,139 @@ def test_recipe_in_a_model_of_ones_own_on_tensorflow_and_jax(capsys):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_keras_way(proc.stdout)
+
+
+# --- MixUp and CutMix -------------------------------------------------------------------------
+
+
+def test_loss_and_accuracy_on_soft_targets():
+    """A mixed target's loss is the same mix of the two labels' losses, with or without label
+    smoothing; integer labels of shape [B] and [B, 1] are unchanged; the accuracy of a soft
+    target is that of its argmax."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 5)).astype("float32")
+    a = rng.integers(0, 5, 6)
+    b = (a + rng.integers(1, 5, 6)) % 5  # another label
+    lam = rng.uniform(size=(6, 1)).astype("float32")
+    soft = lam * np.eye(5, dtype="float32")[a] + (1 - lam) * np.eye(5, dtype="float32")[b]
+    for smoothing in (0.0, 0.1):
+        loss = SparseSmoothedCrossEntropy(smoothing, reduction="none")
+        per_label = [np.asarray(loss(labels, logits)) for labels in (a, b)]
+        expected = lam[:, 0] * per_label[0] + (1 - lam[:, 0]) * per_label[1]
+        np.testing.assert_allclose(np.asarray(loss(soft, logits)), expected, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(loss(a[:, None], logits)), per_label[0], rtol=1e-6)
+        mean = SparseSmoothedCrossEntropy(smoothing)(soft, logits)
+        np.testing.assert_allclose(float(mean), expected.mean(), rtol=1e-5)
+    dominant = np.argmax(soft, axis=-1)
+    for k in (1, 2):
+        on_soft, on_labels = TopKAccuracy(k), TopKAccuracy(k)
+        on_soft.update_state(soft, logits)
+        on_labels.update_state(dominant, logits)
+        assert float(on_soft.result()) == float(on_labels.result())
+
+
+def mixing_map(tmp_path, classes=6, **recipe):
+    """``_train_map`` of a folder-like plan whose classes hold 1, 2, 3... examples (so the
+    balanced class weights are on) with the recipe's mixing keys."""
+    import tensorflow as tf
+
+    counts = np.arange(1, classes + 1)
+    source = SimpleNamespace(
+        num_classes=classes, class_names=[f"c{i}" for i in range(classes)],
+        read=lambda: tf.data.Dataset.from_tensor_slices(
+            (["img"] * int(counts.sum()), np.repeat(np.arange(classes), counts))),
+    )  # fmt: skip
+    plan = SimpleNamespace(seed=0, data=str(tmp_path), source=source)
+    extra = _train_map(plan, load_finetune_recipe("finetune", **recipe), verbose=0)
+    return extra, counts.sum() / (classes * counts)
+
+
+def run_map(extra, images, labels):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensors((images, labels)).map(extra)
+    return next(dataset.as_numpy_iterator())
+
+
+def partners(soft, labels):
+    """Per example (``labels`` a permutation of the classes): the example it was mixed with
+    (itself when its target is one-hot) and its own label's share."""
+    n = len(labels)
+    own = soft[np.arange(n), labels]
+    rest = soft.copy()
+    rest[np.arange(n), labels] = 0.0
+    other = np.where(rest.max(axis=1) > 1e-6, np.argsort(labels)[rest.argmax(axis=1)], np.arange(n))
+    return other, own
+
+
+def test_mixup_in_the_train_map_mixes_images_and_labels_alike(tmp_path):
+    extra, weights = mixing_map(tmp_path, mixup_alpha=1.0)
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (6, 9, 7, 3)).astype("float32")
+    labels = rng.permutation(6).astype("int32")
+    mixed, soft, sample_weight = run_map(extra, images, labels)
+    assert soft.shape == (6, 6) and soft.dtype == np.float32 and mixed.shape == images.shape
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.count_nonzero(soft > 1e-6, axis=1).max() == 2
+    other, own = partners(soft, labels)
+    assert (other != np.arange(6)).any()  # some example got another's
+    lam = own[other != np.arange(6)]
+    np.testing.assert_allclose(lam, lam[0], rtol=1e-6)  # one weight per batch
+    assert 0 < lam[0] < 1
+    for i, j in enumerate(other):
+        expected = own[i] * images[i] + (1 - own[i]) * images[j]
+        np.testing.assert_allclose(mixed[i], expected, atol=1e-5)
+    np.testing.assert_allclose(sample_weight, soft @ weights, rtol=1e-5)
+    again = run_map(extra, images, labels)  # stateless: the same batch, the same mix
+    np.testing.assert_array_equal(again[0], mixed)
+
+
+def test_cutmix_in_the_train_map_pastes_a_rectangle_weighed_by_area(tmp_path):
+    rng = np.random.default_rng(2)
+    images = rng.uniform(-1, 1, (6, 16, 20, 3)).astype("float32")
+    labels = rng.permutation(6).astype("int32")
+    for recipe in ({"cutmix_alpha": 1.0},
+                   {"cutmix_alpha": 1.0, "mixup_alpha": 1.0, "mix_switch_prob": 1.0}):  # fmt: skip
+        extra, weights = mixing_map(tmp_path, **recipe)
+        mixed, soft, sample_weight = run_map(extra, images, labels)
+        np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+        other, own = partners(soft, labels)
+        assert (other != np.arange(6)).any()
+        boxes = set()
+        for i, j in enumerate(other):
+            if j == i:
+                np.testing.assert_array_equal(mixed[i], images[i])
+                continue
+            pasted = np.all(mixed[i] == images[j], axis=-1)
+            kept = np.all(mixed[i] == images[i], axis=-1)
+            assert np.all(pasted ^ kept)  # every pixel is one image's or the other's
+            rows, cols = np.nonzero(pasted)
+            box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+            assert pasted[box[0] : box[1], box[2] : box[3]].all()  # a filled rectangle
+            boxes.add(box)
+            np.testing.assert_allclose(soft[i, labels[j]], pasted.mean(), rtol=1e-5)
+            np.testing.assert_allclose(own[i], kept.mean(), rtol=1e-5)
+        assert len(boxes) == 1  # one rectangle per batch
+        np.testing.assert_allclose(sample_weight, soft @ weights, rtol=1e-5)
+    extra, _ = mixing_map(tmp_path, cutmix_alpha=1.0, mixup_alpha=1.0, mix_switch_prob=0.0)
+    mixed, soft, _ = run_map(extra, images, labels)
+    other, own = partners(soft, labels)
+    i = int(np.flatnonzero(other != np.arange(6))[0])
+    np.testing.assert_allclose(mixed[i], own[i] * images[i] + (1 - own[i]) * images[other[i]],
+                               atol=1e-5)  # fmt: skip
+    extra, weights = mixing_map(tmp_path)  # the recipe's default: no mixing
+    same, integers, sample_weight = run_map(extra, images, labels)
+    np.testing.assert_array_equal(same, images)
+    np.testing.assert_array_equal(integers, labels)
+    np.testing.assert_allclose(sample_weight, weights[labels], rtol=1e-6)
+
+
+def test_mix_batch_keeps_dtype_and_shapes():
+    import tensorflow as tf
+
+    images = tf.random.stateless_uniform((4, 8, 8, 3), (0, 1), dtype=tf.bfloat16)
+    out, targets = mix_batch(images, tf.constant([0, 1, 2, 0]), 3, mixup_alpha=0.2)
+    assert out.dtype == tf.bfloat16 and targets.shape == (4, 3)
 
 
 def test_bad_input_is_one_clear_line(tasks, tmp_path, capsys, monkeypatch):
