@@ -26,9 +26,10 @@ from helpers import write_class_folder as write_folder
 
 import inception
 from inception.cli import main as cli_main
+from inception.preprocessing.mix import mix_batch
 from inception.training import load_finetune_recipe
 from inception.training.checkpoints import Checkpoints
-from inception.training.finetune import _train_map, _transfer, mix_batch
+from inception.training.finetune import _train_map, _transfer
 from inception.training.finetune_recipe import HEAD, block_of, finetune_schedule
 from inception.training.objectives import SparseSmoothedCrossEntropy, TopKAccuracy
 
