@@ -392,7 +392,14 @@ def test_ctrl_c_says_where_to_resume_and_skipped_files_are_listed(tmp_path):
         "0",
         "--no-eval",
     ]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # Ctrl-C as in a terminal: SIGINT at its default even where this suite runs with it ignored
+    # (a background job of a non-interactive shell inherits SIGINT ignored, and so would the run)
+    def default_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     first, deadline = model_dir / "checkpoints" / "ckpt-1.weights.h5", time.monotonic() + 600
     try:
         while not first.exists():
