@@ -19,13 +19,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # two workers, whole files each (module fixtures built once): much of a test's time is
-# single-threaded (tracing, process start-up, servers waiting on clients). Files go out in the
-# order of tests/conftest.py's LONGEST_FIRST (--no-loadscope-reorder: xdist would otherwise
-# hand out the files with the most tests first, leaving a few long tests for the end)
+# single-threaded (tracing, process start-up, servers waiting on clients)
 PYTEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # parity against timm's own PyTorch models; installs the reference extra (torch, timm) first
 test-reference: $(STAMP)
