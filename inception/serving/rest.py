@@ -18,7 +18,6 @@ at a time; small ones on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -357,10 +356,9 @@ def _gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _route(request: web.Request):
-    """``(name, version, label, metadata, verb)`` of a model path, its method checked: GET for
-    status and metadata, POST for ``:predict`` and ``:classify`` (405 naming it otherwise)."""
-    name, version, label, metadata, verb = _parse_path(request)
+def _check_route(request: web.Request, metadata: bool, verb: str | None) -> None:
+    """The HTTP method of a parsed model path: GET for status and metadata, POST for
+    ``:predict`` and ``:classify`` (405 naming it otherwise)."""
     allowed = "GET" if verb is None else "POST"
     if request.method != allowed:
         raise ServingError(
@@ -370,7 +368,6 @@ def _route(request: web.Request):
         )
     if verb is not None and (metadata or verb not in ("predict", "classify", "regress")):
         raise not_found(f"Malformed request: POST {request.path}; use :predict or :classify")
-    return name, version, label, metadata, verb
 
 
 def make_app(server) -> web.Application:
@@ -425,7 +422,7 @@ def make_app(server) -> web.Application:
         try:
             name, version, label, metadata, verb = _parse_path(request)
             method = method_of(metadata, verb)
-            name, version, label, metadata, verb = _route(request)
+            _check_route(request, metadata, verb)
             if verb is None:
                 if metadata:
                     v = server.resolve(name, version, label)
@@ -468,16 +465,15 @@ def make_app(server) -> web.Application:
     async def expect(request: web.Request):
         """``Expect: 100-continue``: the checks that need no body (route, method, model,
         encoding, size) come first, so a body that would be refused is never sent."""
+        name = method = request.match_info.get("tail", "?")
         try:
-            name, version, label, metadata, verb = _route(request)
+            name, version, label, metadata, verb = _parse_path(request)
+            method = method_of(metadata, verb)
+            _check_route(request, metadata, verb)
             if verb is not None:
                 server.resolve(name, version, label)
                 body_encoding(request, server.max_request_bytes)
         except ServingError as exc:
-            method = request.match_info.get("tail", "?")
-            with contextlib.suppress(ServingError):
-                name, _, _, metadata, verb = _parse_path(request)
-                method = method_of(metadata, verb)
             server.metrics.observe(name, "rest", method, exc.code.name, 0.0)
             response = error(exc)
             response.force_close()
