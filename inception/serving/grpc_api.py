@@ -338,14 +338,12 @@ def _raw_handlers(service: str, servicer, names) -> grpc.GenericRpcHandler:
 
 
 def _predict_response(request, v, sig, outputs) -> bytes:
-    import tensorflow as tf
-
     response = predict_pb2.PredictResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.version.value = v.number
     response.model_spec.signature_name = sig.name
     for key in list(request.output_filter) or outputs:
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+        protos.tensor_proto(outputs[key], response.outputs[key])
     return response.SerializeToString()
 
 

@@ -4,6 +4,7 @@ results (``tensorflow-serving-api``), and ``tf.train.Example``s from REST's JSON
 from __future__ import annotations
 
 import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -13,7 +14,44 @@ from tensorflow_serving.apis import (
 from .codec import b64_bytes, check_rows
 from .errors import invalid, not_found, too_large
 
+# NumPy dtype -> TensorProto dtype enum, for the outputs a signature answers with
+_DTYPES = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.float16): types_pb2.DT_HALF,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+    np.dtype(np.uint8): types_pb2.DT_UINT8,
+    np.dtype(np.bool_): types_pb2.DT_BOOL,
+}
+
 STATES = {"LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
+
+
+def tensor_proto(array: np.ndarray, out=None):
+    """``array`` as a ``TensorProto`` (into ``out`` when given): numbers as little-endian
+    ``tensor_content``, strings as ``string_val``. The same message ``tf.make_tensor_proto``
+    writes, built directly (a fifth of its time, which counts on every answer); other dtypes
+    (bfloat16, say) go through ``tf.make_tensor_proto``."""
+    proto = tensor_pb2.TensorProto() if out is None else out
+    array = np.asarray(array)
+    enum = _DTYPES.get(array.dtype)
+    if enum is None and array.dtype.kind not in "OSU":
+        import tensorflow as tf
+
+        proto.CopyFrom(tf.make_tensor_proto(array))
+        return proto
+    dim = tensor_shape_pb2.TensorShapeProto.Dim
+    proto.tensor_shape.dim.extend(dim(size=d) for d in array.shape)
+    if enum is None:  # strings
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(
+            v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()
+        )
+    else:
+        proto.dtype = enum
+        proto.tensor_content = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
+    return proto
 
 
 def status_response(model, version=None, label=None):

@@ -11,6 +11,7 @@ import threading
 import time
 
 import grpc
+import ml_dtypes
 import numpy as np
 import pytest
 from helpers import ROOT
@@ -277,3 +278,28 @@ def test_server_path_does_not_import_model_code(module):
                 ".graph",
             )
         ), f"{module} imports {name}"
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.linspace(0, 1, 3000, dtype=np.float32).reshape(3, 1000),
+        np.arange(6, dtype=np.int64).reshape(2, 3),
+        np.array([[b"n01440764", b"tench"]], dtype=object),
+        np.zeros((0, 5), np.float32),
+        np.float32(3.5),
+        np.array([True, False]),
+        np.array([0.5, 2.0], np.float16),
+        np.array([1.5, -2.0], ml_dtypes.bfloat16),
+    ],
+    ids=str,
+)
+def test_answer_tensors_are_the_messages_tensorflow_writes(array):
+    import tensorflow as tf
+
+    from inception.serving.protos import tensor_proto
+
+    mine, theirs = tensor_proto(array), tf.make_tensor_proto(array)
+    assert mine.dtype == theirs.dtype
+    assert mine.tensor_shape == theirs.tensor_shape
+    np.testing.assert_array_equal(tf.make_ndarray(mine), tf.make_ndarray(theirs))
