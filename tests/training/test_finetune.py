@@ -21,8 +21,10 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
+import shallow
 from helpers import ROOT, randomize_batchnorm
 from helpers import write_class_folder as write_folder
+from shallow import MODEL, shallow_network  # noqa: F401  (autouse: the shallow network)
 
 import inception
 from inception.cli import main as cli_main
@@ -33,10 +35,9 @@ from inception.training.finetune import _train_map, _transfer
 from inception.training.finetune_recipe import HEAD, block_of, finetune_schedule
 from inception.training.objectives import SparseSmoothedCrossEntropy, TopKAccuracy
 
-MODEL = "inception_resnet_v1"
 TASK_A, TASK_B = ("a0", "a1", "a2"), ("x", "y")
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-       "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)}  # fmt: skip
+ENV = shallow.env({**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+                   "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +73,10 @@ def kill_at_checkpoint(cmd, model_dir, step, env):
 
 
 def command(model, data, model_dir, steps, head_steps, every=1):
-    return [sys.executable, "-m", "inception.cli", "finetune", "--model", str(model), "--data",
-            str(data), "--model-dir", str(model_dir), "--steps", str(steps), "--head-steps",
-            str(head_steps), "--batch-size", "4", "--checkpoint-every", str(every),
-            "--keep-checkpoints", "20", "--seed", "0", "--quiet"]  # fmt: skip
+    return shallow.cli("finetune", "--model", str(model), "--data", str(data), "--model-dir",
+                       str(model_dir), "--steps", str(steps), "--head-steps", str(head_steps),
+                       "--batch-size", "4", "--checkpoint-every", str(every),
+                       "--keep-checkpoints", "20", "--seed", "0", "--quiet")  # fmt: skip
 
 
 def resume(cmd, env, model_dir, saved, killed_at, total):
@@ -189,7 +190,7 @@ def test_head_kept_by_class_name_at_another_size(tasks):
     kernel, bias = source.get_layer("Logits.Logits").get_weights()
     np.testing.assert_array_equal(net.get_layer("Logits.Logits").get_weights()[0], kernel[:, ::-1])
     np.testing.assert_array_equal(net.get_layer("Logits.Logits").get_weights()[1], bias[::-1])
-    for name in ("Conv2d_1a_3x3", "block8_5.Conv2d_1x1", "Conv2d_4b_3x3.BatchNorm"):
+    for name in ("Conv2d_1a_3x3", "block8_1.Conv2d_1x1", "Conv2d_4b_3x3.BatchNorm"):
         for ours, theirs in zip(net.get_layer(name).get_weights(),
                                 source.get_layer(name).get_weights()):  # fmt: skip
             np.testing.assert_array_equal(ours, theirs)

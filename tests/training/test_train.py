@@ -1,6 +1,7 @@
 """``inception train`` on TensorFlow in this process: recipes, the runtime, bad input, the CLI's
 flags, progress and metrics records, the no-validation-split notice, a few real steps on tfds'
-imagenet2012 builder prepared from miniature ILSVRC tars, and a diverging run."""
+imagenet2012 builder prepared from miniature ILSVRC tars, and a diverging run; the network is
+the shallow Inception-ResNet-v1 of tests/shallow.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 from helpers import write_class_folder as write_folder
+from shallow import MODEL, shallow_network  # noqa: F401  (autouse: the shallow network)
 
 import inception
 from inception.cli import main as cli_main
@@ -26,7 +28,6 @@ from inception.training.checkpoints import Checkpoints
 from inception.training.plan import _held_out, _resolve
 from inception.training.progress import Progress
 
-MODEL = "inception_resnet_v1"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 
 

@@ -1,7 +1,8 @@
 """Training on TensorFlow under tf.distribute, in subprocesses: MirroredStrategy over 2 logical
 CPUs against one device, MultiWorkerMirroredStrategy with 2 worker processes (TF_CONFIG on
 127.0.0.1), and a kill -9 in the middle of a run that the rerun resumes at the checkpointed step,
-then learns the data set. (The same on JAX: test_train_jax.py.)"""
+then learns the data set. (The same on JAX: test_train_jax.py.) The network is the shallow
+Inception-ResNet-v1 of tests/shallow.py, in every process."""
 
 from __future__ import annotations
 
@@ -15,16 +16,19 @@ import time
 import h5py
 import numpy as np
 import pytest
+import shallow
 from helpers import free_ports
 from helpers import write_class_folder as write_folder
+from shallow import MODEL, shallow_network  # noqa: F401  (autouse: the shallow network)
 
 import inception.demo.train as demo
 
-MODEL = "inception_resnet_v1"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-       "KERAS_BACKEND": "tensorflow"}  # fmt: skip
+ENV = shallow.env({**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+                   "KERAS_BACKEND": "tensorflow"})  # fmt: skip
 
-MIRRORED = """
+MIRRORED = (
+    shallow.PRELUDE
+    + """
 import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -46,8 +50,11 @@ for name, strategy in [("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("two
     sums[name] = result["weights_checksum"]
 print("SUMS", json.dumps(sums))
 """.replace("MODEL", MODEL)
+)
 
-WORKER = """
+WORKER = (
+    shallow.PRELUDE
+    + """
 import json, sys
 import numpy as np
 import inception
@@ -57,6 +64,7 @@ result = inception.train("MODEL", data, out, image_size=75, batch_size=4, steps=
                          recipe={"base": "paper", "dropout_rate": 0.0, "sync_batch_norm": True})
 print("RESULT", json.dumps({"steps": result["steps"], "sum": result["weights_checksum"]}))
 """.replace("MODEL", MODEL)
+)
 
 
 def losses(model_dir):
@@ -140,10 +148,10 @@ def test_multi_worker_two_processes_agree(data, tmp_path):
 def test_kill_9_resume_then_learns(tmp_path):
     data = demo.make_dataset(tmp_path / "data")
     model_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "inception.cli", "train", "--model", MODEL, "--data", str(data),
+    cmd = shallow.cli("train", "--model", MODEL, "--data", str(data),
            "--model-dir", str(model_dir), "--image-size", "75", "--batch-size", "16",
            "--steps", "60", "--recipe", "demo", "--seed", "0", "--checkpoint-every", "10",
-           "--quiet"]  # fmt: skip
+           "--quiet")  # fmt: skip
     saved, killed_at = kill_after_checkpoint(cmd, model_dir, 20)
     rerun = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -202,7 +210,9 @@ def jax_env(tmp_path_factory):
 
 
 # Under TensorFlow: the JAX-trained model evaluates, then `inception export` exports it.
-TF_EVALUATE_EXPORT = """
+TF_EVALUATE_EXPORT = (
+    shallow.PRELUDE
+    + """
 import json, sys
 import inception
 from inception.cli import main
@@ -225,6 +235,7 @@ net.compile(**recipe.compile_arguments(net, 16, 12))
 checkpoints = Checkpoints(run + "/checkpoints")
 print("RESTORED", checkpoints.restore(net, checkpoints.latest()))
 """.replace("MODEL", MODEL)
+)
 
 
 @pytest.mark.slow
@@ -234,10 +245,10 @@ def test_kill_9_resume_on_jax_two_devices_then_tensorflow_evaluates_and_exports(
     checkpoint restores into the model compiled on TensorFlow."""
     data = demo.make_dataset(tmp_path / "data")
     model_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "inception.cli", "train", "--model", MODEL, "--data", str(data),
+    cmd = shallow.cli("train", "--model", MODEL, "--data", str(data),
            "--model-dir", str(model_dir), "--image-size", "75", "--batch-size", "16",
            "--steps", "12", "--recipe", "demo", "--seed", "0", "--checkpoint-every", "4",
-           "--quiet"]  # fmt: skip
+           "--quiet")  # fmt: skip
     saved, killed_at = kill_after_checkpoint(cmd, model_dir, 4, env=jax_env)
     rerun = subprocess.run(cmd, env=jax_env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -22,9 +22,11 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import shallow
 from helpers import ROOT
 from helpers import write_class_folder as write_folder
 from PIL import Image, ImageDraw
+from shallow import MODEL, shallow_network  # noqa: F401  (autouse: the shallow network)
 
 import inception
 from inception.cli import main as cli_main
@@ -37,14 +39,15 @@ from inception.training.checkpoints import Checkpoints, DiskFullError
 from inception.training.plan import make_plan
 from inception.training.progress import BAR_WIDTH, Progress
 
-MODEL = "inception_resnet_v1"
-ENV = {
-    **os.environ,
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "CUDA_VISIBLE_DEVICES": "",
-    "KERAS_BACKEND": "tensorflow",
-    "PYTHONPATH": str(ROOT),
-}
+ENV = shallow.env(
+    {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHONPATH": str(ROOT),
+    }
+)
 SHAPES = ("circle", "square", "triangle")
 
 
@@ -369,10 +372,7 @@ def test_ctrl_c_says_where_to_resume_and_skipped_files_are_listed(tmp_path):
     root = write_folder(tmp_path / "data", per_class=2)
     (root / "dog" / "broken.jpg").write_text("not a JPEG")
     model_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "inception.cli",
+    cmd = shallow.cli(
         "train",
         "--model",
         MODEL,
@@ -391,7 +391,7 @@ def test_ctrl_c_says_where_to_resume_and_skipped_files_are_listed(tmp_path):
         "--validate-every",
         "0",
         "--no-eval",
-    ]
+    )
 
     # Ctrl-C as in a terminal: SIGINT at its default even where this suite runs with it ignored
     # (a background job of a non-interactive shell inherits SIGINT ignored, and so would the run)
