@@ -66,7 +66,12 @@ def evaluate(models, data=None, *, weights=DEFAULT_WEIGHTS, **options) -> dict:
 
     ``options`` are those of ``inception.evaluation.evaluator.evaluate`` (``split``, ``crops``,
     ``batch_size``, ``limit``, ``image_size``, ``precision``, ``ensemble_weights``, ``source``,
-    ...); the result is its dict (``"models"``: one row per model, ``"ensemble"``).
+    ``devices``, ...); the result is its dict (``"models"``: one row per model, ``"ensemble"``;
+    ``"backend"``, ``"strategy"`` and ``"devices"``: where it ran).
+
+    ``devices``: how many local devices to run on, ``"all"`` (default: every GPU, else every
+    CPU device; a ``tf.distribute.MirroredStrategy`` on TensorFlow, ``DataParallel`` on JAX) or
+    a count (``1``: no strategy); the results are those of one device.
     """
     check_spec(models, weights)
     return evaluator.evaluate(models, data, weights=weights, **options)
@@ -78,7 +83,8 @@ def predict(models, inputs, *, weights=DEFAULT_WEIGHTS, **options) -> list[dict]
     | {"input", "error"}]``; several models: their probabilities averaged.
 
     ``options`` are those of ``inception.evaluation.predict.predict`` (``top``, ``crops``,
-    ``class_names``, ``num_classes``, ``image_size``, ``micro_batch``, ``precision``).
+    ``class_names``, ``num_classes``, ``image_size``, ``micro_batch``, ``precision``,
+    ``devices``: as in ``evaluate``).
     """
     check_spec(models, weights)
     if isinstance(inputs, (str, os.PathLike)):

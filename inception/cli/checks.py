@@ -89,14 +89,26 @@ def check_data(data) -> None:
     check_image_folder(Path(data).expanduser())
 
 
-def check_arguments(*, models, weights=None, image_size=None, data=None, files=True) -> None:
+def check_devices(devices, exported) -> None:
+    """``--devices``: a count or ``all``, and with an exported model (``exported``: their paths)
+    1 or ``all`` (``inception.evaluation.devices.check_devices``: no Keras)."""
+    from ..evaluation.devices import check_devices as check
+
+    check(devices, exported)
+
+
+def check_arguments(*, models, weights=None, image_size=None, data=None, files=True,
+                    devices=None, exported=()) -> None:  # fmt: skip
     """All of the above for one command line: ``files=False`` for commands that take registered
-    names only (``train``)."""
+    names only (``train``); ``devices``: eval's and predict's ``--devices``, ``exported``: their
+    exported model files."""
     entries = check_models(models, files=files)
     check_weights(weights)
     check_image_size(image_size, entries)
     if data is not None:
         check_data(data)
+    if devices is not None:
+        check_devices(devices, exported)
 
 
 def random_weights(weights, models) -> bool:

@@ -12,6 +12,7 @@ EXAMPLES = """examples:
   inception eval --model inception_v4,inception_resnet_v2 --data ~/ilsvrc/val
   inception eval --model runs/irv1/model.keras --data ~/flowers
   inception eval --model exported/irv1.onnx --data ~/flowers   (also .tflite, OpenVINO .xml)
+  inception eval --model inception_v4 --data imagenet2012 --devices 2   (2 of the GPUs)
 """
 
 
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     flags.add_ensemble_weights(p)
     flags.add_precision(p, "float32", flags.INFERENCE_PRECISION_WHY)
     flags.add_image_size(p)
+    flags.add_devices(p)
     flags.add_renamed(p, "--no-progress", flags.add_quiet(p))
     return p
 
@@ -76,7 +78,8 @@ def main(argv=None) -> int:
 
     others, exported = split_exported(args.model)  # .onnx/.tflite/.xml: checked here
     check_arguments(models=others, weights=args.weights, data=args.data,
-                    image_size=None if exported else args.image_size)  # fmt: skip
+                    image_size=None if exported else args.image_size,
+                    devices=args.devices, exported=exported)  # fmt: skip
     weights = ensemble_weights(args.ensemble_weights)
     from inception.evaluation.evaluator import evaluate, format_table
 
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
         precision=args.precision,
         json_path=args.json_path,
         progress=False if args.quiet else None,
+        devices=args.devices,
     )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

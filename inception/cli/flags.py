@@ -50,12 +50,18 @@ DATA_DIR_HELP = "tfds data dir (imagenet2012: the ILSVRC tars in DIR/downloads/m
 TOP_K_HELP = "classes reported per image (default 5)"
 CROPS_HELP = "crops per image, probabilities averaged over them (default 1)"
 MICRO_BATCH_HELP = (
-    "crops per forward pass (default 16 at 299 px, more for smaller inputs); bounds memory "
-    "whatever the number of crops"
+    "crops per forward pass (default 16 at 299 px per device, more for smaller inputs), split "
+    "evenly across the devices; bounds memory whatever the number of crops"
 )
 ENSEMBLE_WEIGHTS_HELP = "comma-separated weight per model (default: equal)"
 CLASSES_HELP = "classes of a randomly initialised model (--weights none)"
 VARIANT_HELP = "architecture variant: slim (default) or paper"
+DEVICES_HELP = (
+    "local devices to run on: a count, or all (default: every GPU, else every CPU device; "
+    "TensorFlow: MirroredStrategy, JAX: DataParallel; results as on one device); an exported "
+    ".onnx, .tflite or .xml model runs in its own runtime on one device, so with one only 1 or "
+    "all (one device) is accepted"
+)
 QUIET_HELP = "print only the result: no progress and no notes"
 JSON_HELP = "print JSON instead of text"
 
@@ -173,6 +179,11 @@ def add_classes(p):
 
 def add_variant(p):
     return p.add_argument("--variant", help=VARIANT_HELP)
+
+
+def add_devices(p):
+    """``--devices``: eval and predict (checked by ``inception.devices.parse_count``)."""
+    return p.add_argument("--devices", default="all", metavar="N", help=DEVICES_HELP)
 
 
 def add_quiet(p):

@@ -26,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     flags.add_micro_batch(p)
     flags.add_precision(p, "float32", flags.INFERENCE_PRECISION_WHY)
     flags.add_image_size(p)
+    flags.add_devices(p)
     flags.add_json(p)
     return p
 
@@ -40,7 +41,8 @@ def main(argv=None) -> int:
 
     others, exported = split_exported(args.model)  # .onnx/.tflite/.xml: checked here
     check_arguments(models=others, weights=args.weights,
-                    image_size=None if exported else args.image_size)  # fmt: skip
+                    image_size=None if exported else args.image_size,
+                    devices=args.devices, exported=exported)  # fmt: skip
     from inception.evaluation.predict import predict
     from inception.models.labels import read_labels_file
 
@@ -64,6 +66,7 @@ def main(argv=None) -> int:
         image_size=args.image_size,
         micro_batch=args.micro_batch,
         precision=args.precision,
+        devices=args.devices,
     )
     if args.json:
         print(json.dumps(results, indent=2))

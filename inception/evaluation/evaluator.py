@@ -21,6 +21,7 @@ from ..app.resolve import DEFAULT_WEIGHTS, optimize, per_member, resolve_all, sp
 from ..models import combine
 from ..preprocessing import crops as crop_lib
 from ..progress import Progress
+from .devices import placement
 from .metrics import TopK
 from .runner import Runner, common_classes
 
@@ -77,6 +78,7 @@ def evaluate(
     json_path=None,
     progress: bool | str | None = None,
     source=None,
+    devices="all",
 ) -> dict:
     """Top-1 / top-5 accuracy of each model and of their ensemble on ``data``.
 
@@ -102,13 +104,17 @@ def evaluate(
         progress: ``True``/``"bar"``/``"lines"``/``False``; default a bar on a terminal and a
             line every 30 s otherwise.
         source: an already loaded ``inception.data.Source`` (then ``data`` may be ``None``).
+        devices: how many local devices to run on (``"all"``, the default: every one; see
+            ``inception.evaluation.devices``); the results are those of one device.
 
     Returns:
         ``{"data", "split", "crops", "image_size", "num_images", "skipped", "seconds",
-        "images_per_second", "micro_batch", "max_rss_mb", "models": [{"name", "weights",
-        "num_images", "top1", "top5", "top1_error", "top5_error"}], "ensemble": {...} or None}``,
-        accuracies in percent. ``top5`` and ``top5_error`` are ``None`` when the scores range over
-        5 classes or fewer (top-5 would be 100% whatever the model does).
+        "images_per_second", "micro_batch", "max_rss_mb", "backend", "strategy", "devices",
+        "models": [{"name", "weights", "num_images", "top1", "top5", "top1_error",
+        "top5_error"}], "ensemble": {...} or None}``, accuracies in percent; ``strategy`` is
+        ``"MirroredStrategy"`` (TensorFlow), ``"DataParallel"`` (JAX) or ``"none"`` (one
+        device), ``devices`` the device count. ``top5`` and ``top5_error`` are ``None`` when
+        the scores range over 5 classes or fewer (top-5 would be 100% whatever the model does).
     """
     from inception.data import load_source
 
@@ -120,38 +126,26 @@ def evaluate(
     n = len(split_list(models))
     weights_per_member = per_member(ensemble_weights, max(n, 1), "--ensemble-weights", 1.0)
     mean_weights = combine.mean_weights(weights_per_member, max(n, 1))
+    place = placement(devices, models)  # before the data: a --devices error comes first
     if source is None:
         if data is None:
             raise ValueError("no data given; pass --data (imagenet2012, tfds:NAME or a folder).")
         source = load_source(data, split, data_dir=data_dir, labels_file=labels_file)
-    members = resolve_all(models, weights, image_size=image_size, num_classes=source.num_classes)
-    used = optimize(members, precision)
-
-    space = common_classes(members)
-    label_map = _label_map(space, source, members)
-    size = len(space) if space is not None else source.num_classes
-    runner = Runner(members, crops, space, size, rows=micro_batch, against="the data has")
-    if micro_batch is None and batch_size is not None:
-        runner.rows = min(runner.rows, int(batch_size) * crops)
-
-    total = source.num_examples if limit is None else min(int(limit), source.num_examples)
-    eager = runner.eager_for(total)
-    counters = [TopK(classes=size) for _ in members]  # top-5 of 5 classes or fewer: None
-    combined = TopK(classes=size)
-    mode = {True: None, False: "none", None: None}.get(progress, progress)
-    bar = Progress(total, "images", label="eval", mode=mode)
-    start = time.perf_counter()
-    done = 0
-    for probs, label in runner.stream(_images(source, total), eager=eager):
-        target = np.asarray([label if label_map is None else label_map[label]])
-        for counter, p in zip(counters, probs):
-            counter.update(p[None], target)
-        combined.update(combine.weighted_mean(probs, mean_weights)[None], target)
-        done += 1
-        bar.update(done, rate=runner.steady_rate())  # the measure of the final table
-    seconds = time.perf_counter() - start
-    rate = runner.steady_rate() or done / max(seconds, 1e-9)
-    bar.close(rate=rate)
+    with place.scope():
+        members = resolve_all(
+            models, weights, image_size=image_size, num_classes=source.num_classes
+        )
+        used = optimize(members, precision)
+        space = common_classes(members)
+        label_map = _label_map(space, source, members)
+        size = len(space) if space is not None else source.num_classes
+        runner = Runner(members, crops, space, size, micro_batch, "the data has", place)
+        if micro_batch is None and batch_size is not None:
+            runner.rows = min(runner.rows, int(batch_size) * crops)
+        total = source.num_examples if limit is None else min(int(limit), source.num_examples)
+        counters, combined, done, seconds, rate = _score(
+            runner, _images(source, total), total, label_map, mean_weights, progress
+        )
     if done == 0:
         raise ValueError(
             f"no image of {source.name} ({split}) could be decoded; nothing evaluated."
@@ -168,6 +162,7 @@ def evaluate(
         "images_per_second": rate,
         "micro_batch": runner.rows,
         "precision": used or "as built",
+        **place.record(),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "models": [
             {"name": m.name, "weights": m.weights, **c.result()} for m, c in zip(members, counters)
@@ -186,6 +181,30 @@ def evaluate(
     return result
 
 
+def _score(runner, images, total, label_map, mean_weights, progress):
+    """Runs ``runner`` over ``images``: ``(one TopK per member, the ensemble's TopK, images
+    scored, seconds, images/s)``."""
+    size = runner.size
+    eager = runner.eager_for(total)
+    counters = [TopK(classes=size) for _ in runner.members]  # top-5 of <= 5 classes: None
+    combined = TopK(classes=size)
+    mode = {True: None, False: "none", None: None}.get(progress, progress)
+    bar = Progress(total, "images", label="eval", mode=mode)
+    start = time.perf_counter()
+    done = 0
+    for probs, label in runner.stream(images, eager=eager):
+        target = np.asarray([label if label_map is None else label_map[label]])
+        for counter, p in zip(counters, probs):
+            counter.update(p[None], target)
+        combined.update(combine.weighted_mean(probs, mean_weights)[None], target)
+        done += 1
+        bar.update(done, rate=runner.steady_rate())  # the measure of the final table
+    seconds = time.perf_counter() - start
+    rate = runner.steady_rate() or done / max(seconds, 1e-9)
+    bar.close(rate=rate)
+    return counters, combined, done, seconds, rate
+
+
 def format_table(result: dict) -> str:
     """The result as a small text table: one row per model, one for the ensemble."""
     rows = [(m["name"], m) for m in result["models"]]
@@ -199,6 +218,7 @@ def format_table(result: dict) -> str:
         f"{result['crops']} crop{'s' if result['crops'] > 1 else ''} at {result['image_size']}px, "
         f"{result.get('precision', 'float32').split(' (')[0]}, "
         f"{result['images_per_second']:.1f} images/s"
+        + (f" on {result['devices']} devices" if result.get("devices", 1) > 1 else "")
         + (f", {result['skipped']} skipped" if result.get("skipped") else "")
     )
     lines = [

@@ -107,21 +107,33 @@ def predict(
     image_size=None,
     micro_batch=None,
     precision: str | None = "float32",
+    devices="all",
 ) -> list[dict]:
     """Top-``top`` classes per input: ``[{"input", "predictions": [{"label", "class",
     "probability"}]} | {"input", "error"}]`` in input order. ``models``: names, ``.keras``
-    paths or Keras models (several: probabilities averaged)."""
-    import tensorflow as tf
-
-    from ..app.resolve import check_entry, optimize, resolve_all, split_list
+    paths or Keras models (several: probabilities averaged). ``devices``: how many local
+    devices to run on (``"all"``, the default: every one; ``inception.evaluation.devices``)."""
+    from ..app.resolve import check_entry, split_list
     from ..preprocessing import crops as crop_lib
-    from .runner import Runner, common_classes
+    from .devices import placement
 
     crop_lib.check_scheme(crops)
     if top < 1:
         raise ValueError(f"--top-k must be at least 1; got {top}.")
     for entry in split_list(models):
         check_entry(entry)
+    place = placement(devices, models)  # before the inputs: a --devices error comes first
+    results, good = _read(inputs)
+    with place.scope():
+        _predict(results, good, models, place, top=top, crops=crops, weights=weights,
+                 class_names=class_names, num_classes=num_classes, image_size=image_size,
+                 micro_batch=micro_batch, precision=precision)  # fmt: skip
+    return results
+
+
+def _read(inputs) -> tuple[list[dict], list[tuple[int, bytes]]]:
+    """``(one row per input, in order: errors filled in; (row, bytes) of each readable
+    image)``."""
     items = collect_inputs(inputs)
     if not items:
         raise ValueError("no input given; name image files, folders or URLs.")
@@ -136,13 +148,24 @@ def predict(
     if not good:
         reasons = "; ".join(f"{r['input']}: {r['error']}" for r in results[:3])
         raise ValueError(f"none of the inputs is a readable image; nothing predicted ({reasons}).")
+    return results, good
+
+
+def _predict(results, good, models, place, *, top, crops, weights, class_names, num_classes,
+             image_size, micro_batch, precision) -> None:  # fmt: skip
+    """Fills in the ``predictions`` of the rows ``good`` names."""
+    import tensorflow as tf
+
+    from ..app.resolve import optimize, resolve_all
+    from .runner import Runner, common_classes
+
     members = resolve_all(models, weights, image_size=image_size, num_classes=num_classes)
     optimize(members, precision)
     space = common_classes(members)
     widths = [m.num_classes - m.info.label_offset for m in members]
     size = len(space) if space else min(widths)  # unnamed: the smallest head (slim's drop 0)
     names = label_names(size, space, class_names)
-    runner = Runner(members, crops, space, size, rows=micro_batch)
+    runner = Runner(members, crops, space, size, rows=micro_batch, placement=place)
     data = tf.data.Dataset.from_tensor_slices(
         ([d for _, d in good], tf.constant([i for i, _ in good], tf.int64))
     ).map(lambda b, i: (tf.io.decode_image(b, channels=3, expand_animations=False), i))
@@ -153,4 +176,3 @@ def predict(
         results[int(index)]["predictions"] = [
             {"label": int(i), "class": names[i], "probability": float(p[i])} for i in best
         ]
-    return results

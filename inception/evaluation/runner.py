@@ -8,6 +8,9 @@
   area); each member runs on
   one micro-batch at a time. Memory is bounded by the micro-batch, whatever the number of crops
   (1 to 144) or the images per step, and the per-crop rate is the same at 1 and 144 crops.
+* **Every device.** With a ``devices.Placement`` over several devices, each micro-batch is split
+  evenly across them (padded to a multiple of the device count, the padding rows dropped); the
+  default micro-batch is then the one-device default per device.
 * **Common classes.** Every member's output is mapped onto the common classes
   (``inception.models.labels``) as probabilities; an image's probabilities are the mean over its
   crops. The model path is Keras only (``predict_on_batch``), so it runs under TensorFlow and JAX.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -25,6 +29,7 @@ from ..models import labels as lb
 from ..models.combine import member_probabilities
 from ..preprocessing import INPUT_SIZE
 from ..preprocessing import crops as crop_lib
+from .devices import Placement
 
 ROWS_AT_INPUT_SIZE = 16  # crops per forward pass at INPUT_SIZE x INPUT_SIZE
 MAX_ROWS = 256
@@ -56,11 +61,16 @@ class Runner:
         members: resolved ``inception.app.resolve.Member`` objects.
         crops: the crop scheme (1, 10, 12, 144).
         space, size: the common classes.
-        rows: crops per forward pass (default ``default_rows``).
+        rows: crops per forward pass (default ``default_rows`` per device).
+        placement: the devices (``devices.placement``; default one device, nothing distributed).
     """
 
-    def __init__(self, members, crops: int, space, size: int, rows=None, against="the others"):
+    def __init__(
+        self, members, crops: int, space, size: int, rows=None, against="the others",
+        placement: Placement | None = None,
+    ):  # fmt: skip
         self.members = list(members)
+        self.placement = placement or Placement(keras.backend.backend())
         self.crops = crop_lib.check_scheme(crops)
         self.size = int(size)
         preps = []
@@ -76,9 +86,12 @@ class Runner:
             for m in self.members
         ]
         self.logits = [m.returns_logits for m in self.members]
+        for m in self.members:
+            self.placement.adopt(m.model)
         if rows is not None and int(rows) < 1:
             raise ValueError(f"--micro-batch must be at least 1; got {rows}.")
-        self.rows = int(rows) if rows else default_rows(p.input_size for p in preps)
+        per_device = default_rows(p.input_size for p in preps)
+        self.rows = int(rows) if rows else per_device * self.placement.count
         self.n_crops = len(crop_lib.crop_boxes(self.crops, 10, 10)[1])
         self.steady_since = None  # when the first forward pass (which compiles) ended
         self.steady_rows = 0  # crops run since then
@@ -91,9 +104,16 @@ class Runner:
         return self.steady_rows / self.n_crops / max(time.perf_counter() - self.steady_since, 1e-9)
 
     def eager_for(self, images: int) -> bool:
-        """Whether ``images`` images are few and small enough to run without compiling."""
+        """Whether ``images`` images are few and small enough to run without compiling (on one
+        device only: a micro-batch split across several always runs compiled)."""
         largest = max(p.input_size for p in self.preps)
-        return images * self.n_crops * largest**2 <= EAGER_MAX_PIXELS
+        return self.placement.count == 1 and images * self.n_crops * largest**2 <= EAGER_MAX_PIXELS
+
+    def padded(self, count: int) -> int:
+        """The rows a compiled forward pass of ``count`` crops runs: the next power of two (at
+        most ``rows``), rounded up to a multiple of the device count."""
+        devices = self.placement.count
+        return -(-min(self.rows, 1 << max(count - 1, 0).bit_length()) // devices) * devices
 
     def crop(self, image):
         """``tf.data`` map function: one decoded image -> a tuple of ``(n, s, s, 3)`` batches,
@@ -104,15 +124,15 @@ class Runner:
         """``(members, rows, classes)`` probabilities for one micro-batch (a tuple per group).
 
         A short (last) batch is padded to a power of two, so each model is traced or compiled
-        for few shapes."""
+        for few shapes, and to a multiple of the device count; the padding rows are dropped."""
         count = len(batch[0])
-        padded = min(self.rows, 1 << max(count - 1, 0).bit_length())
+        padded = count if eager else self.padded(count)
         out = []
         for m, group, cols, logits in zip(self.members, self.group_of, self.columns, self.logits):
             x = batch[group]
-            if not eager and count < padded:
+            if count < padded:
                 x = np.concatenate([x, np.repeat(x[-1:], padded - count, axis=0)])
-            y = m.model(x, training=False) if eager else m.model.predict_on_batch(x)
+            y = self.placement.predict(m.model, x, eager)
             y = ops.convert_to_numpy(y[0] if isinstance(y, (list, tuple)) else y)[:count]
             p = ops.convert_to_numpy(member_probabilities(y, cols, logits))
             out.append(p.astype(np.float64))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from ..devices import jax_devices, tf_devices
 from ..errors import UsageError
 from ..optimize.precision import (
     Device,
@@ -206,11 +207,11 @@ def make_strategy(name="auto"):
         return _multi_worker_strategy(tf)
     # Only now: listing devices initialises the runtime, after which collective ops (the
     # multi-worker strategy above) can no longer be configured.
-    gpus = tf.config.list_logical_devices("GPU")
+    gpus = tf_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     if name == "one_device" or (name == "auto" and gpus):
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
     return tf.distribute.get_strategy()
 
 
@@ -282,16 +283,14 @@ def _jax_runtime(strategy) -> Runtime:
         keras.distribution.initialize()
     import jax
 
-    devices = jax.devices()
-    platform = devices[0].platform
+    names = jax_devices(local=False)  # every process's: one mesh over all hosts
     found = detect_devices("jax")
     previous = keras.distribution.distribution()
-    parallel = strategy == "data_parallel" or (strategy == "auto" and len(devices) > 1)
+    parallel = strategy == "data_parallel" or (strategy == "auto" and len(names) > 1)
     if parallel:
-        names = keras.distribution.list_devices()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=names))
     else:
-        names = [f"{platform}:{devices[0].id}"]
+        names = names[:1]
     return Runtime(
         backend="jax",
         strategy="DataParallel" if parallel else "OneDevice",

@@ -211,6 +211,7 @@ def _evaluate(plan: Plan, export) -> dict:
     result = evaluate(
         export, plan.data, split=plan.eval_split, data_dir=plan.data_dir,
         batch_size=plan.global_batch, source=source, progress=False,
+        devices=1,  # inside the run's own strategy: as before, no second one over it
     )  # fmt: skip
     scores = result["models"][0]
     return {
