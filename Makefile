@@ -1,6 +1,6 @@
-# make test: set up .venv if missing, install the package with its test, serving and deployment
-# (onnx, litert, openvino) extras, run
-# the test suite. make demo: the same set-up, then the demo. Both work on a fresh clone.
+# make test: set up .venv if missing, install the package with its test, serving, deployment
+# (onnx, litert, openvino) and batch prediction (beam) extras, run the test suite (so none of
+# them skips). make demo: the same set-up, then the demo. Both work on a fresh clone.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,serve,onnx,litert,openvino]'
+	$(PY) -m pip install -q -e '.[dev,serve,onnx,litert,openvino,beam]'
 	touch $(STAMP)
 
 # two workers, whole files each (module fixtures built once): much of a test's time is

@@ -1,8 +1,8 @@
 """The ``inception`` command. Each sub-command is a function ``main(argv) -> int`` in its own
-module of this package (``inception.cli.train``, ...), imported only when used; help and argument
-errors are answered before TensorFlow loads. The flags the commands share are built in
-``inception.cli.flags``; the argument checks that run before TensorFlow loads are in
-``inception.cli.checks``.
+module of this package (``inception.cli.train``, ...; ``batch-predict`` is ``batch_predict``),
+imported only when used; help and argument errors are answered before TensorFlow loads. The
+flags the commands share are built in ``inception.cli.flags``; the argument checks that run
+before TensorFlow loads are in ``inception.cli.checks``.
 
 TensorFlow's start-up lines (oneDNN, CUDA probing, absl) are kept off the terminal unless
 ``--verbose`` (or ``INCEPTION_VERBOSE=1``) is given; errors are one line each
@@ -24,10 +24,16 @@ COMMANDS = {
     "finetune": "fine-tune a pretrained model on your own classes",
     "eval": "top-1/top-5 evaluation, multi-crop and ensembles",
     "predict": "classify images, folders or URLs",
+    "batch-predict": "classify a folder, glob or data set on Apache Beam (resumable)",
     "export": "export SavedModels for TensorFlow Serving",
     "serve": "serve exported models over REST and gRPC",
     "plot": "draw a training run's curves or the model zoo (PNG)",
 }
+
+
+def module_name(command: str) -> str:
+    """The module of a command: ``batch-predict`` is ``inception.cli.batch_predict``."""
+    return f"{__name__}.{command.replace('-', '_')}"
 
 
 def _usage() -> str:
@@ -35,7 +41,8 @@ def _usage() -> str:
         "usage: inception [--verbose] COMMAND [options]   (inception COMMAND --help: its options)",
         "",
     ]
-    lines += [f"  {name:<8} {help_}" for name, help_ in COMMANDS.items()]
+    width = max(len(name) for name in COMMANDS)
+    lines += [f"  {name:<{width}} {help_}" for name, help_ in COMMANDS.items()]
     lines += ["", "  --version  print the version", "  --verbose  show TensorFlow's start-up log"]
     return "\n".join(lines)
 
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not verbose:
         quiet_tensorflow()
-    run = importlib.import_module(f"{__name__}.{command}").main
+    run = importlib.import_module(module_name(command)).main
     try:
         return int(run(rest) or 0)
     except (UsageError, ValueError, FileNotFoundError) as exc:

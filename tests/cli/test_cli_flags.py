@@ -10,11 +10,13 @@ import pytest
 
 from inception.cli import (
     COMMANDS,
+    batch_predict,
     convert,
     export,
     finetune,
     flags,
     models,
+    module_name,
     plot,
     predict,
     serve,
@@ -26,6 +28,7 @@ PARSERS = {
     "models": models.parser, "convert": convert.parser, "train": train.parser,
     "eval": eval_.parser, "predict": predict.parser, "export": export.parser,
     "serve": serve.parser, "plot": plot.parser, "finetune": finetune.parser,
+    "batch-predict": batch_predict.parser,
 }  # fmt: skip
 
 TRAIN = ["--model", "inception_v4", "--data", "d", "--model-dir", "m", "--steps", "1"]
@@ -94,8 +97,9 @@ DIFFERENT = {
     "--out",  # each command writes its own thing: a .weights.h5, a SavedModel folder, a PNG
     "--verbose",  # convert: every tensor used (`inception --verbose`: TensorFlow's log)
 }  # fmt: skip
+# (batch-predict's --overwrite replaces an earlier run's shards, export's a version or a file)
 OWN_MEANING = {("--model", "train"), ("--model", "convert"), ("--classes", "convert"),
-               ("--model", "finetune")}  # fmt: skip
+               ("--model", "finetune"), ("--overwrite", "batch-predict")}  # fmt: skip
 
 
 def test_the_same_flag_has_the_same_help_in_every_command():
@@ -120,7 +124,7 @@ def test_precision_is_one_vocabulary_with_its_default_explained():
 def test_every_command_has_a_module_with_main():
     assert set(COMMANDS) == set(PARSERS)
     for command in COMMANDS:
-        assert callable(sys.modules[f"inception.cli.{command}"].main)
+        assert callable(sys.modules[module_name(command)].main)
 
 
 def test_python_dash_m_inception_cli_answers_help():
