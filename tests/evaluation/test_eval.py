@@ -184,28 +184,29 @@ def test_eval_in_bfloat16_reports_its_precision(tmp_path, capsys):
     assert "invalid choice: 'int8'" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # Keras compiles the network under JAX: about a minute on 2 cores
+@pytest.mark.slow  # Keras compiles the network under JAX
 def test_eval_and_predict_run_under_jax(tmp_path):
     """The model path is Keras only: `inception eval` (compiled micro-batches, 10 crops) and
-    `inception predict` run with KERAS_BACKEND=jax (tf.data still cuts the crops)."""
+    `inception predict` run with KERAS_BACKEND=jax (tf.data still cuts the crops); the network is
+    the shallow Inception-ResNet-v1 of tests/shallow.py."""
     import os
     import subprocess
-    import sys
+
+    import shallow
 
     data = write_folder(tmp_path / "colours", CASES[:6])
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = shallow.env({**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
     out = tmp_path / "eval.json"
     common = ["--model", "inception_resnet_v1", "--weights", "none", "--image-size", "75"]
-    run = [sys.executable, "-m", "inception"]
     evaluation = subprocess.run(
-        [*run, "eval", *common, "--data", str(data), "--crops", "10", "--json", str(out)],
+        shallow.cli("eval", *common, "--data", str(data), "--crops", "10", "--json", str(out)),
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["num_images"] == 6 and result["crops"] == 10
     prediction = subprocess.run(
-        [*run, "predict", str(data / "c3"), *common, "--classes", "4", "--json"],
+        shallow.cli("predict", str(data / "c3"), *common, "--classes", "4", "--json"),
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert prediction.returncode == 0, prediction.stderr[-2000:]

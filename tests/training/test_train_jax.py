@@ -2,7 +2,8 @@
 ``KERAS_BACKEND=jax``: bad input and a diverging run through the CLI, and
 ``benchmarks/accelerator.py --smoke`` with TensorFlow made unimportable. (Resuming after kill -9
 on JAX over 2 devices, and the JAX-trained model under TensorFlow: test_train_distributed.py;
-PaperRMSProp on JAX against a NumPy reference: test_train_recipe.py.)"""
+PaperRMSProp on JAX against a NumPy reference: test_train_recipe.py.) The network is the shallow
+Inception-ResNet-v1 of tests/shallow.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import subprocess
 import sys
 
 import pytest
+import shallow
 from helpers import ROOT
 from helpers import write_class_folder as write_folder
+from shallow import MODEL
 
-ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
-       "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}  # fmt: skip
-MODEL = "inception_resnet_v1"
+ENV = shallow.env({**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)})  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +33,9 @@ def jax_env(tmp_path_factory):
 
 # Runs `inception train` in one JAX process per case (the CLI's exit code and stderr), so the
 # cases share the start-up and only the diverging run compiles a model.
-CLI_CASES = """
+CLI_CASES = (
+    shallow.PRELUDE
+    + """
 import contextlib, io, json, sys
 import keras
 from inception.cli import main
@@ -44,6 +48,7 @@ for argv in json.loads(sys.argv[1]):
     out.append({"code": code, "err": err.getvalue()})
 print("CASES", json.dumps(out))
 """
+)
 
 
 @pytest.mark.slow
@@ -89,6 +94,7 @@ class NoTensorFlow:
             raise ImportError("no TensorFlow on this machine")
 
 sys.meta_path.insert(0, NoTensorFlow())
+import shallow; shallow.patch()
 sys.argv = ["benchmarks/accelerator.py", *sys.argv[1:]]
 runpy.run_path("benchmarks/accelerator.py", run_name="__main__")
 assert "tensorflow" not in sys.modules
@@ -111,5 +117,5 @@ def test_accelerator_benchmark_smoke_without_tensorflow(tmp_path, jax_env):
     for record in records.values():
         assert record["model"] == MODEL and record["batch"] == 2 and "error" not in record
         assert record["images_per_sec"] > 0 and 0 < record["share_of_ceiling"] < 1
-    assert records["inference"]["flops_per_image"] > 1e8  # IR-v1 at 75 px: ~0.44 GFLOP
+    assert records["inference"]["flops_per_image"] > 1e8  # shallow IR-v1 at 75 px: 0.28 GFLOP
     assert "| inception_resnet_v1 |" in proc.stdout
