@@ -13,17 +13,17 @@ from weights_fixtures import slim_checkpoints, timm_files  # noqa: E402, F401
 LONGEST_FIRST = (
     "test_docs.py",
     "test_train_distributed.py",
-    "test_finetune.py",
     "test_export.py",
-    "test_train.py",
-    "test_train_hygiene.py",
-    "test_train_jax.py",
     "test_optimize.py",
+    "test_finetune.py",
+    "test_models.py",
     "test_serialization_backends.py",
     "test_export_formats.py",
-    "test_eval.py",
     "test_weights_cli.py",
-    "test_serve_abuse.py",
+    "test_train_jax.py",
+    "test_eval.py",
+    "test_batch_predict.py",
+    "test_weights_convert.py",
     "test_serve.py",
 )
 
