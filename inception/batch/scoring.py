@@ -19,9 +19,8 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-
 from ..weights.manifest import DEFAULT_WEIGHTS
+from .sources import is_local
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,6 @@ BESIDE = {".xml": (".bin",)}  # files an exported model needs next to it (OpenVI
 LABELS_BESIDE = "labels.txt"  # an exported model's class names (inception.deploy)
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path
-
-
 def _copy(source: str, target: str) -> None:
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
@@ -70,7 +65,7 @@ def local_copy(path: str) -> str:
     """A model or weights file on a remote filesystem (``gs://...``), copied into a temporary
     folder of this worker with the files an exported model needs beside it; a local path or a
     name is returned as it is."""
-    if not is_remote(path):
+    if is_local(path):
         return path
     from apache_beam.io.filesystems import FileSystems
 
@@ -91,7 +86,7 @@ def staged(spec: ModelSpec) -> ModelSpec:
     def local(text: str) -> str:
         return ",".join(local_copy(e.strip()) for e in text.split(",") if e.strip())
 
-    if not any(is_remote(x) for x in (spec.models, spec.weights)):
+    if all(is_local(x) for x in (spec.models, spec.weights)):
         return spec
     return replace(spec, models=local(spec.models), weights=local(spec.weights))
 
@@ -101,27 +96,22 @@ def error_row(path: str, error: str) -> dict:
 
 
 class Scorer:
-    """The resolved model of a ``ModelSpec``; ``score(items)`` -> one row per item, in order.
+    """The resolved model of a ``ModelSpec`` (predict's ``Predictor``); ``score(items)`` -> one
+    row per item, in order.
 
     Rows: ``{"path", "classes", "labels", "probabilities", "error"}``, the top-k classes by
     falling probability (``error`` ``None``), or no classes and the reason (``error`` set)."""
 
     def __init__(self, spec: ModelSpec):
-        from ..app.resolve import optimize, resolve_all
-        from ..evaluation.predict import label_names
-        from ..evaluation.runner import Runner, common_classes
+        from ..evaluation.predict import Predictor
 
         spec = staged(spec)
-        members = resolve_all(
-            spec.models, spec.weights, image_size=spec.image_size, num_classes=spec.num_classes
-        )
-        optimize(members, spec.precision)
-        space = common_classes(members)
-        widths = [m.num_classes - m.info.label_offset for m in members]
-        size = len(space) if space else min(widths)  # unnamed: the smallest head, as predict
         names = None if spec.class_names is None else list(spec.class_names)
-        self.names = label_names(size, space, names)
-        self.runner = Runner(members, spec.crops, space, size, rows=spec.micro_batch)
+        self.predictor = Predictor(
+            spec.models, crops=spec.crops, weights=spec.weights, class_names=names,
+            num_classes=spec.num_classes, image_size=spec.image_size,
+            micro_batch=spec.micro_batch, precision=spec.precision,
+        )  # fmt: skip
         self.top_k = spec.top_k
         self.lock = threading.Lock()  # worker threads share one scorer: one forward at a time
 
@@ -138,25 +128,11 @@ class Scorer:
                 good.append((len(rows) - 1, item.data))
         if good:
             with self.lock:
-                for index, probs in self._probabilities(good):
-                    rows[index].update(self._top(probs))
+                for index, p in self.predictor.probabilities(good):
+                    top = self.predictor.top(p, self.top_k)
+                    rows[index].update(
+                        classes=[name for _, name, _ in top],
+                        labels=[label for label, _, _ in top],
+                        probabilities=[prob for _, _, prob in top],
+                    )
         return rows
-
-    def _probabilities(self, good):
-        """``(row index, mean probabilities over the models)`` of each readable image."""
-        import tensorflow as tf
-
-        data = tf.data.Dataset.from_tensor_slices(
-            ([d for _, d in good], tf.constant([i for i, _ in good], tf.int64))
-        ).map(lambda b, i: (tf.io.decode_image(b, channels=3, expand_animations=False), i))
-        eager = self.runner.eager_for(len(good))
-        for probs, index in self.runner.stream(data, eager=eager):
-            yield int(index), probs.mean(axis=0)
-
-    def _top(self, p) -> dict:
-        best = np.argsort(-p, kind="stable")[: self.top_k]
-        return {
-            "classes": [self.names[i] for i in best],
-            "labels": [int(i) for i in best],
-            "probabilities": [float(p[i]) for i in best],
-        }

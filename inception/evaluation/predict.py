@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,28 +152,48 @@ def _read(inputs) -> tuple[list[dict], list[tuple[int, bytes]]]:
     return results, good
 
 
-def _predict(results, good, models, place, *, top, crops, weights, class_names, num_classes,
-             image_size, micro_batch, precision) -> None:  # fmt: skip
+class Predictor:
+    """A model spec resolved once for prediction (``predict`` and ``inception batch-predict``):
+    its members optimised for ``precision``, the names of the common classes and the ``Runner``
+    that crops and runs them."""
+
+    def __init__(self, models, *, crops=1, weights=DEFAULT_WEIGHTS, class_names=None,
+                 num_classes=None, image_size=None, micro_batch=None, precision="float32",
+                 place=None):  # fmt: skip
+        from ..app.resolve import optimize, resolve_all
+        from .runner import Runner, common_classes
+
+        members = resolve_all(models, weights, image_size=image_size, num_classes=num_classes)
+        optimize(members, precision)
+        space = common_classes(members)
+        widths = [m.num_classes - m.info.label_offset for m in members]
+        size = len(space) if space else min(widths)  # unnamed: the smallest head (slim's drop 0)
+        self.names = label_names(size, space, class_names)
+        self.runner = Runner(members, crops, space, size, rows=micro_batch, placement=place)
+
+    def probabilities(self, good) -> Iterator[tuple[int, np.ndarray]]:
+        """``(row, probabilities averaged over crops and models)`` of each ``(row, bytes)`` of
+        ``good`` (readable images)."""
+        import tensorflow as tf
+
+        data = tf.data.Dataset.from_tensor_slices(
+            ([d for _, d in good], tf.constant([i for i, _ in good], tf.int64))
+        ).map(lambda b, i: (tf.io.decode_image(b, channels=3, expand_animations=False), i))
+        eager = self.runner.eager_for(len(good))
+        for probs, index in self.runner.stream(data, eager=eager):
+            yield int(index), probs.mean(axis=0)
+
+    def top(self, p: np.ndarray, k: int) -> list[tuple[int, str, float]]:
+        """The ``k`` most probable classes of ``p``: ``(label, name, probability)``."""
+        best = np.argsort(-p, kind="stable")[:k]
+        return [(int(i), self.names[i], float(p[i])) for i in best]
+
+
+def _predict(results, good, models, place, *, top, **options) -> None:
     """Fills in the ``predictions`` of the rows ``good`` names."""
-    import tensorflow as tf
-
-    from ..app.resolve import optimize, resolve_all
-    from .runner import Runner, common_classes
-
-    members = resolve_all(models, weights, image_size=image_size, num_classes=num_classes)
-    optimize(members, precision)
-    space = common_classes(members)
-    widths = [m.num_classes - m.info.label_offset for m in members]
-    size = len(space) if space else min(widths)  # unnamed: the smallest head (slim's drop 0)
-    names = label_names(size, space, class_names)
-    runner = Runner(members, crops, space, size, rows=micro_batch, placement=place)
-    data = tf.data.Dataset.from_tensor_slices(
-        ([d for _, d in good], tf.constant([i for i, _ in good], tf.int64))
-    ).map(lambda b, i: (tf.io.decode_image(b, channels=3, expand_animations=False), i))
-    eager = runner.eager_for(len(good))
-    for probs, index in runner.stream(data, eager=eager):
-        p = probs.mean(axis=0)
-        best = np.argsort(-p, kind="stable")[:top]
-        results[int(index)]["predictions"] = [
-            {"label": int(i), "class": names[i], "probability": float(p[i])} for i in best
+    predictor = Predictor(models, place=place, **options)
+    for index, p in predictor.probabilities(good):
+        results[index]["predictions"] = [
+            {"label": label, "class": name, "probability": prob}
+            for label, name, prob in predictor.top(p, top)
         ]
