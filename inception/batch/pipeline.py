@@ -30,11 +30,9 @@ from ..errors import UsageError
 from .handler import NAMESPACE, ShardModelHandler
 from .output import MANIFEST_VERSION, Output
 from .scoring import ModelSpec
-from .shards import job_of, shard_of
+from .shards import LOCAL_RUNNER, job_of, shard_of
 from .sources import InputSpec, check_not_empty, is_local, list_inputs, tfds_jobs
 
-LOCAL_RUNNER = "DirectRunner"
-RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 JOB_SERVER_RUNNERS = ("flinkrunner", "sparkrunner")
 KNOWN = "DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, PrismRunner, PortableRunner"
 

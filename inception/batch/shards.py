@@ -15,6 +15,8 @@ import zlib
 from dataclasses import dataclass
 
 FORMATS = {"jsonl": ".jsonl", "parquet": ".parquet"}
+LOCAL_RUNNER = "DirectRunner"  # Beam's local engine, the FnApiRunner (see pipeline.py)
+RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")  # its --direct_running_mode
 
 
 def shard_of(path: str, num_shards: int) -> int:

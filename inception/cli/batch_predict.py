@@ -20,11 +20,9 @@ EXAMPLES = """examples:
 Rerunning the same command resumes: finished shards are kept, the others are predicted.
 Any other --name=value option is passed to Beam's PipelineOptions."""
 
-FORMATS = ("jsonl", "parquet")
-RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
-
 
 def parser() -> argparse.ArgumentParser:
+    from inception.batch.shards import FORMATS, LOCAL_RUNNER, RUNNING_MODES
     from inception.batch.sources import INPUT_HELP
 
     p = argparse.ArgumentParser(
@@ -52,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     flags.add_image_size(p)
     flags.add_batch_size(p, "64; images read and scored at a time by a worker")
     flags.add_data_dir(p)
-    p.add_argument("--output-format", choices=FORMATS, default="jsonl",
+    p.add_argument("--output-format", choices=list(FORMATS), default="jsonl",
                    help="jsonl (default: one JSON object per line) or parquet")  # fmt: skip
     p.add_argument("--num-shards", type=int, default=16, metavar="N",
                    help="output files, and units of work and of restart (default 16; on a "
@@ -61,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true",
         help="replace the output of another run in --out (other files never are)",
     )  # fmt: skip
-    p.add_argument("--runner", default="DirectRunner",
+    p.add_argument("--runner", default=LOCAL_RUNNER,
                    help="Beam runner: DirectRunner (default: this machine), DataflowRunner, "
                    "FlinkRunner, SparkRunner, ...")  # fmt: skip
     p.add_argument("--direct-num-workers", type=int, default=1, metavar="N",
