@@ -10,9 +10,12 @@ so the server's own CPU time per image (from ``/proc``) is reported beside the r
 (this process's CPU time over the batch-16 runs): their ratio is the server's overhead whatever
 the clients cost. ``--precision float32,bfloat16`` exports both and compares them,
 interleaved (issue 9's goal: bfloat16 >= 1.6x float32 at concurrency 32). The raw baseline
-calls the same signature in-process with batches of 1 and 16. Every figure is the median of
-``--repeats`` runs. Goals (issue 21): at concurrency 32 the server reaches >= 95% of the raw
-batch-16 throughput; at concurrency 1 its p50 latency is <= 1.2x the raw batch-1 latency.
+calls the same signature in-process with batches of 1 and 16, right before and right after each
+point (its mean is that point's baseline). Every point is measured once per round, ``--repeats``
+rounds, so that a slow spell of the shared machine touches every point alike; each figure is the
+median over the rounds, and the lowest and highest ratios are shown beside it. Goals (issue 21):
+at concurrency 32 the server reaches >= 95% of the raw batch-16 throughput; at concurrency 1 its
+p50 latency is <= 1.2x the raw batch-1 latency.
 """
 
 from __future__ import annotations
@@ -212,7 +215,7 @@ def main(argv=None) -> int:
                    help="export precision(s), comma-separated: float32,bfloat16 compares them, "
                    "interleaved, each against its own raw SavedModel")  # fmt: skip
     p.add_argument("--seconds", type=float, default=8.0, help="measured time per point")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5, help="rounds (every point once a round)")
     p.add_argument("--max-batch-size", type=int, default=16)
     p.add_argument("--num-batch-threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the results here")
@@ -251,59 +254,74 @@ def main(argv=None) -> int:
     return 0
 
 
+def baseline(raw: RawModel, seconds: float) -> tuple[float, float, float]:
+    """The raw model's batch-1 p50 (ms), batch-16 rate (img/s) and CPU (ms/img), half the
+    time each."""
+    b1 = raw.batch1_p50_ms(seconds / 2)
+    return (b1, *raw.batch16(seconds / 2))
+
+
 def measure(args, precisions, raws, ports, pids, images) -> list[dict]:
-    """Every (API, concurrency) point ``--repeats`` times, the precisions interleaved; the raw
-    baseline is measured right before each point (the servers idle meanwhile), so both see the
-    same machine load."""
+    """Every (API, concurrency, precision) point once a round, ``--repeats`` rounds. The raw
+    baseline is measured right before and right after each point (the servers idle meanwhile)
+    and averaged, so that both see the same machine load; each point's ratios are against its
+    own baseline."""
+    points = [
+        (api, c, precision)
+        for api in args.apis.split(",")
+        for c in (int(x) for x in args.concurrency.split(","))
+        for precision in precisions
+    ]
+    runs = {point: [] for point in points}
+    for round_ in range(args.repeats):
+        for api, c, precision in points:
+            raw = raws[precision]
+            before = baseline(raw, args.seconds / 2)
+            r = load(api, "bench", *ports[precision], images, c, args.seconds, pids[precision])
+            after = baseline(raw, args.seconds / 2)
+            b1, b16, raw_cpu = ((x + y) / 2 for x, y in zip(before, after))
+            r.update(raw_b1_ms=b1, raw_b16_img_s=b16, vs_raw_b16=r["img_s"] / b16,
+                     p50_vs_raw_b1=r["p50_ms"] / b1, raw_cpu_ms=raw_cpu,
+                     cpu_vs_raw=r["server_cpu_ms"] / raw_cpu)  # fmt: skip
+            runs[api, c, precision].append(r)
+            print(
+                f"round {round_ + 1}: {precision:<9}{api:<5} c={c:<3} {r['img_s']:7.1f} img/s "
+                f"({r['vs_raw_b16']:.0%} of raw b16 {b16:.1f})  p50 {r['p50_ms']:7.1f} ms "
+                f"({r['p50_vs_raw_b1']:.2f}x raw b1 {b1:.1f})  p99 {r['p99_ms']:7.1f} ms  "
+                f"server CPU {r['server_cpu_ms']:.1f} ms/img ({r['cpu_vs_raw']:.2f}x raw), "
+                f"clients {r['client_cpu_ms']:.1f} ms/img",
+                flush=True,
+            )
     results = []
-    for api in args.apis.split(","):
-        for c in (int(x) for x in args.concurrency.split(",")):
-            runs = {p: [] for p in precisions}
-            for _ in range(args.repeats):
-                for precision in precisions:
-                    raw = raws[precision]
-                    b1 = raw.batch1_p50_ms(args.seconds / 3)
-                    b16, raw_cpu = raw.batch16(args.seconds / 3)
-                    r = load(api, "bench", *ports[precision], images, c, args.seconds,
-                             pids[precision])  # fmt: skip
-                    r.update(raw_b1_ms=b1, raw_b16_img_s=b16, vs_raw_b16=r["img_s"] / b16,
-                             p50_vs_raw_b1=r["p50_ms"] / b1, raw_cpu_ms=raw_cpu,
-                             cpu_vs_raw=r["server_cpu_ms"] / raw_cpu)  # fmt: skip
-                    runs[precision].append(r)
-            for precision in precisions:
-                row = {
-                    k: statistics.median(r[k] for r in runs[precision]) for k in runs[precision][0]
-                }
-                row.update(api=api, concurrency=c, precision=precision)
-                if precision != precisions[0]:
-                    ratios = [
-                        a["img_s"] / b["img_s"]
-                        for a, b in zip(runs[precision], runs[precisions[0]])
-                    ]
-                    row["vs_first_precision"] = statistics.median(ratios)
-                results.append(row)
-                print(
-                    f"{precision:<9}{api:<5} c={c:<3} {row['img_s']:7.1f} img/s "
-                    f"({row['vs_raw_b16']:.0%} of raw b16)  p50 {row['p50_ms']:7.1f} ms "
-                    f"({row['p50_vs_raw_b1']:.2f}x raw b1)  p99 {row['p99_ms']:7.1f} ms  "
-                    f"server CPU {row['server_cpu_ms']:.1f} ms/img ({row['cpu_vs_raw']:.2f}x raw), "
-                    f"clients {row['client_cpu_ms']:.1f} ms/img",
-                    flush=True,
-                )
+    for api, c, precision in points:
+        mine = runs[api, c, precision]
+        row = {k: statistics.median(r[k] for r in mine) for k in mine[0]}
+        for k in ("vs_raw_b16", "p50_vs_raw_b1"):
+            row[k + "_range"] = (min(r[k] for r in mine), max(r[k] for r in mine))
+        row.update(api=api, concurrency=c, precision=precision)
+        if precision != precisions[0]:
+            first = runs[api, c, precisions[0]]
+            row["vs_first_precision"] = statistics.median(
+                a["img_s"] / b["img_s"] for a, b in zip(mine, first)
+            )
+        results.append(row)
     return results
 
 
 def report(args, precisions, results) -> None:
-    print(f"\n{args.model} at {args.image_size} px, median of {args.repeats}\n")
-    print("| precision | API | concurrency | img/s | vs raw batch-16 | p50 ms | p50 vs raw "
-          "batch-1 | p99 ms | server CPU ms/img | vs raw b16 CPU | clients' CPU ms/img | vs "
-          f"{precisions[0]} |")  # fmt: skip
+    print(f"\n{args.model} at {args.image_size} px, median of {args.repeats} rounds\n")
+    print("| precision | API | concurrency | img/s | vs raw batch-16 (lowest-highest) | p50 ms | "
+          "p50 vs raw batch-1 (lowest-highest) | p99 ms | server CPU ms/img | vs raw b16 CPU | "
+          f"clients' CPU ms/img | vs {precisions[0]} |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ratio = f"{r['vs_first_precision']:.2f}x" if "vs_first_precision" in r else "1.00x"
+        lo, hi = r["vs_raw_b16_range"]
+        lo1, hi1 = r["p50_vs_raw_b1_range"]
         print(
             f"| {r['precision']} | {r['api']} | {r['concurrency']} | {r['img_s']:.1f} | "
-            f"{r['vs_raw_b16']:.0%} | {r['p50_ms']:.1f} | {r['p50_vs_raw_b1']:.2f}x | "
+            f"{r['vs_raw_b16']:.0%} ({lo:.0%}-{hi:.0%}) | {r['p50_ms']:.1f} | "
+            f"{r['p50_vs_raw_b1']:.2f}x ({lo1:.2f}-{hi1:.2f}x) | "
             f"{r['p99_ms']:.1f} | {r['server_cpu_ms']:.1f} | {r['cpu_vs_raw']:.2f}x | "
             f"{r['client_cpu_ms']:.1f} | {ratio} |"
         )

@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
         f"{CROP_FRACTION} for TF-slim's)",
     )
     flags.add_max_image_pixels(p)
+    flags.add_max_jpeg_scans(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing version or file")
     p.add_argument("--no-warmup", action="store_true", help="do not write a warmup request")
     flags.add_quiet(p)
@@ -144,8 +145,8 @@ def main(argv=None) -> int:
     path = export_saved_model(
         members, args.out, args.name, args.version, names, weights=mean, top_k=args.top_k,
         crop_fraction=args.crop_fraction, max_image_pixels=args.max_image_pixels,
-        overwrite=args.overwrite, warmup=not args.no_warmup, quiet=args.quiet,
-        precision=args.precision,
+        max_jpeg_scans=args.max_jpeg_scans, overwrite=args.overwrite,
+        warmup=not args.no_warmup, quiet=args.quiet, precision=args.precision,
     )  # fmt: skip
     print(
         f"exported {','.join(map(str, models))} to {path} (signatures: serving_default, "

@@ -194,6 +194,19 @@ def add_json(p):
     return p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
+def add_max_jpeg_scans(p):
+    from ..serving.limits import DEFAULT_MAX_JPEG_SCANS  # plain constants, no TensorFlow
+
+    return p.add_argument(
+        "--max-jpeg-scans",
+        type=int,
+        default=DEFAULT_MAX_JPEG_SCANS,
+        metavar="N",
+        help="most scans a JPEG may have (a progressive JPEG is decoded once per scan; "
+        f"encoders write about 10) ({DEFAULT_MAX_JPEG_SCANS})",
+    )
+
+
 def add_max_image_pixels(p):
     from ..serving.limits import DEFAULT_MAX_IMAGE_PIXELS  # plain constants, no TensorFlow
 

@@ -20,7 +20,6 @@ from inception.serving.limits import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_JPEG_SCANS,
     DEFAULT_MAX_LARGE_REQUESTS,
     DEFAULT_MAX_RECEIVE_BYTES,
     DEFAULT_MAX_REQUEST_BYTES,
@@ -115,13 +114,7 @@ def parser() -> argparse.ArgumentParser:
         "--max-request-bytes x (--max-large-requests + 1) when larger)",
     )
     flags.add_max_image_pixels(p)
-    p.add_argument(
-        "--max-jpeg-scans",
-        type=int,
-        default=DEFAULT_MAX_JPEG_SCANS,
-        help="most scans a JPEG may have (a progressive JPEG is decoded once per scan; "
-        f"encoders write about 10) ({DEFAULT_MAX_JPEG_SCANS})",
-    )
+    flags.add_max_jpeg_scans(p)
     p.add_argument(
         "--max-large-requests",
         type=int,
@@ -155,6 +148,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="REST connections open at once; more are answered 503 and closed (half the "
         f"descriptor soft limit left after {DESCRIPTOR_RESERVE}, at most 10000: 448 under "
+        "ulimit -n 1024)",
+    )
+    p.add_argument(
+        "--max-grpc-connections",
+        type=int,
+        default=None,
+        help="gRPC connections open at once; more are closed before their handshake (the "
+        "descriptors left after the reserve and --max-connections, at most 10000: 448 under "
         "ulimit -n 1024)",
     )
     p.add_argument(
@@ -266,6 +267,7 @@ def build_server(args) -> ModelServer:
         idle_timeout=args.idle_timeout_seconds,
         header_timeout=args.header_timeout_seconds,
         max_connections=args.max_connections,
+        max_grpc_connections=args.max_grpc_connections,
         poll_seconds=args.poll_seconds,
         enable_batching=not args.no_batching,
         grace_seconds=args.grace_seconds,

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .limits import CLASSIFY_METHOD, DEFAULT_MAX_IMAGE_PIXELS
+from .limits import CLASSIFY_METHOD, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_JPEG_SCANS
 from .repository import WARMUP_FILE
 
 
@@ -72,6 +72,7 @@ def build_archive(
     weights=None,
     top_k: int = 5,
     max_image_pixels: int | None = None,
+    max_jpeg_scans: int | None = None,
 ):
     """A ``keras.export.ExportArchive`` with the three serving signatures over ``members``
     (``inception.app.resolve.Member`` objects)."""
@@ -87,6 +88,7 @@ def build_archive(
     from . import graph
 
     max_image_pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
+    max_jpeg_scans = max_jpeg_scans or DEFAULT_MAX_JPEG_SCANS
     size = len(class_names)
     columns = [
         lb.columns(m.info, member_num_classes(m.model), space, size, f"model {m.name}")
@@ -128,7 +130,7 @@ def build_archive(
 
     def from_encoded(images):
         def one(contents):
-            image = graph.decode(contents, max_image_pixels)
+            image = graph.decode(contents, max_image_pixels, max_jpeg_scans)
             return tuple(crop_lib.extract_crops(image, 1, g.input_size, g.crop_fraction, g.crop,
                                                 g.interpolation)[0] for g in groups)  # fmt: skip
 
@@ -225,6 +227,7 @@ def export_saved_model(
     top_k: int = 5,
     crop_fraction: float | None = None,
     max_image_pixels: int | None = None,
+    max_jpeg_scans: int | None = None,
     overwrite: bool = False,
     warmup: bool = True,
     quiet: bool = True,
@@ -276,7 +279,7 @@ def export_saved_model(
     say("tracing the serving signatures", quiet)
     archive = build_archive(
         members, names, space=space, weights=weights, top_k=top_k,
-        max_image_pixels=max_image_pixels,
+        max_image_pixels=max_image_pixels, max_jpeg_scans=max_jpeg_scans,
     )  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))

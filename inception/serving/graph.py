@@ -10,6 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from .codec import BMP, GIF, GIF_MAX_STEPS, PNG
+from .limits import DEFAULT_MAX_JPEG_SCANS
 
 
 def _bytes_at(contents, pos, count):
@@ -163,11 +164,24 @@ def declared_pixels(contents):
     )
 
 
-def decode(contents, max_pixels: int):
+def jpeg_scans(contents):
+    """Scans of an encoded JPEG (int64; 0 for other formats): its ``FF DA`` markers, as
+    ``codec.jpeg_scans`` counts them."""
+
+    def count():
+        data = tf.io.decode_raw(contents, tf.uint8)
+        marker = tf.logical_and(tf.equal(data[:-1], 0xFF), tf.equal(data[1:], 0xDA))
+        return tf.reduce_sum(tf.cast(marker, tf.int64))
+
+    return tf.cond(tf.io.is_jpeg(contents), count, lambda: tf.constant(0, tf.int64))
+
+
+def decode(contents, max_pixels: int, max_scans: int = DEFAULT_MAX_JPEG_SCANS):
     """Encoded bytes (JPEG/PNG/GIF/BMP, first frame of a GIF) -> uint8 RGB ``(h, w, 3)``.
 
     Other formats (which ``tf.io.decode_image`` might accept) are refused, since their
-    declared size is not checked.
+    declared size is not checked; so is a JPEG of more than ``max_scans`` scans (a progressive
+    JPEG is decoded once per scan).
     """
     pixels = declared_pixels(contents)
     known = tf.debugging.assert_positive(
@@ -179,7 +193,13 @@ def decode(contents, max_pixels: int):
         message=f"image too large: it declares more than {max_pixels} pixels (width x height; "
         "for a GIF, of its largest frame); send a smaller image",
     )
-    with tf.control_dependencies([known, check]):
+    scans = tf.debugging.assert_less_equal(
+        jpeg_scans(contents),
+        tf.constant(max_scans, tf.int64),
+        message=f"JPEG of too many scans: it has more than {max_scans} (each scan is a pass "
+        "over every pixel); re-encode it as a baseline JPEG or with a standard progressive script",
+    )
+    with tf.control_dependencies([known, check, scans]):
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image

@@ -399,6 +399,10 @@ async def start(server, host: str, port: int):
             ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
             ("grpc.so_reuseport", 0),
             ("grpc.max_connection_idle_ms", int(server.idle_timeout * 1000)),
+            # Past the cap a new connection is closed before its handshake; a connection whose
+            # HTTP/2 handshake does not finish in the header timeout is closed too.
+            ("grpc.max_allowed_incoming_connections", server.max_grpc_connections),
+            ("grpc.server_handshake_timeout_ms", int(server.header_timeout * 1000)),
         ]
     )
     grpc_server.add_generic_rpc_handlers(

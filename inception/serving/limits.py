@@ -17,7 +17,7 @@ DEFAULT_MAX_LARGE_REQUESTS = 2
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_IDLE_TIMEOUT = 60.0  # a connection with no request in progress is closed after this
 DEFAULT_HEADER_TIMEOUT = 10.0  # a request's headers must have arrived this long after its start
-DEFAULT_MAX_CONNECTIONS_CAP = 10_000  # REST connections, when the descriptor limit is higher
+DEFAULT_MAX_CONNECTIONS_CAP = 10_000  # per API, when the descriptor limit is higher
 DESCRIPTOR_RESERVE = 128  # descriptors kept for model files, gRPC's own, logs and the loader
 LARGE_REQUEST_BYTES = 1024 * 1024  # bodies above this take a turn (--max-large-requests)
 SMALL_REQUEST_BYTES = 64 * 1024  # bodies up to this are parsed on the event loop
@@ -39,3 +39,10 @@ def default_max_connections(soft: int | None = None) -> int:
     half to gRPC's), at most ``DEFAULT_MAX_CONNECTIONS_CAP``: 448 under a soft limit of 1024."""
     soft = descriptor_limit() if soft is None else soft
     return max(1, min(DEFAULT_MAX_CONNECTIONS_CAP, (soft - DESCRIPTOR_RESERVE) // 2))
+
+
+def default_max_grpc_connections(rest: int, soft: int | None = None) -> int:
+    """The descriptors left after ``DESCRIPTOR_RESERVE`` and the ``rest`` REST connections go to
+    gRPC's, at most ``DEFAULT_MAX_CONNECTIONS_CAP``: 448 under a soft limit of 1024."""
+    soft = descriptor_limit() if soft is None else soft
+    return max(1, min(DEFAULT_MAX_CONNECTIONS_CAP, soft - DESCRIPTOR_RESERVE - rest))

@@ -401,11 +401,8 @@ def make_app(server) -> web.Application:
             del data
             outputs = await server.run(v, sig, inputs, rows)
             del inputs
-            return _text(
-                await server.offload(
-                    where, lambda: _dumps(codec.predict_response(outputs, columnar))
-                )
-            )
+            body = await server.offload(where, codec.predict_body, outputs, columnar)
+            return web.Response(body=body, content_type="application/json")
         sig, inputs, rows = await server.offload(where, parse_classify, server, v, data, encoding)
         del data
         outputs = await server.run(v, sig, inputs, rows)

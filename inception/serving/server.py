@@ -57,6 +57,7 @@ from .limits import (
     PORT_FLAGS,
     SMALL_REQUEST_BYTES,
     default_max_connections,
+    default_max_grpc_connections,
     descriptor_limit,
 )
 from .metrics import Metrics
@@ -112,20 +113,31 @@ def check_limits(request, receive, scans, idle, header) -> None:
         )
 
 
-def check_connections(wanted: int | None) -> int:
-    """``--max-connections`` (default: from the descriptor limit), checked to leave the
-    descriptors that the models, gRPC and the logs need."""
+def check_connections(rest: int | None, grpc: int | None = None) -> tuple[int, int]:
+    """``--max-connections`` and ``--max-grpc-connections`` (defaults: from the descriptor
+    limit), checked to fit it together with the descriptors that the models and the logs
+    need."""
     soft = descriptor_limit()
-    if wanted is None:
-        return default_max_connections(soft)
     room = soft - DESCRIPTOR_RESERVE
-    if wanted < 1 or wanted > room:
+    limit = (
+        f"this process's descriptor limit: the soft limit is {soft} (ulimit -n) and "
+        f"{DESCRIPTOR_RESERVE} are kept for models, logs and the loader"
+    )
+    for flag, wanted in (("--max-connections", rest), ("--max-grpc-connections", grpc)):
+        if wanted is not None and not 1 <= wanted < room:
+            raise UsageError(
+                f"{flag} {wanted} does not fit {limit}; give 1 to {max(1, room - 1)}, or raise "
+                "the limit (ulimit -n)."
+            )
+    rest = default_max_connections(soft) if rest is None else rest
+    if grpc is None:
+        return rest, default_max_grpc_connections(rest, soft)
+    if rest + grpc > room:
         raise UsageError(
-            f"--max-connections {wanted} does not fit this process's descriptor limit: the soft "
-            f"limit is {soft} (ulimit -n) and {DESCRIPTOR_RESERVE} are kept for models, gRPC "
-            f"and logs; give 1 to {max(1, room)}, or raise the limit (ulimit -n)."
+            f"--max-connections {rest} (REST) and --max-grpc-connections {grpc} together do "
+            f"not fit {limit}; keep their sum within {room}, or raise the limit (ulimit -n)."
         )
-    return wanted
+    return rest, grpc
 
 
 class _MemoryTrim:
@@ -181,6 +193,7 @@ class ModelServer:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         max_connections: int | None = None,
+        max_grpc_connections: int | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         enable_batching: bool = True,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
@@ -199,7 +212,9 @@ class ModelServer:
         check_limits(
             max_request_bytes, max_receive_bytes, max_jpeg_scans, idle_timeout, header_timeout
         )
-        self.max_connections = check_connections(max_connections)
+        self.max_connections, self.max_grpc_connections = check_connections(
+            max_connections, max_grpc_connections
+        )
         self.models = {s.name: ServedModel(s) for s in specs}
         self.params = params or BatchingParameters()
         self.host, self.rest_port, self.grpc_port = host, rest_port, grpc_port

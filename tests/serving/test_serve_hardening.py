@@ -355,6 +355,23 @@ def test_a_scan_bomb_jpeg_is_refused_over_rest_and_grpc(served):
     assert status == 200, answer
 
 
+def test_the_exported_graph_refuses_a_scan_bomb_itself(exported):
+    """What ``tensorflow_model_server`` runs: the SavedModel counts scans before decoding."""
+    fn = tf.saved_model.load(str(exported / "tiny" / "1")).signatures["serving_default"]
+    progressive = jpeg(progressive=True)
+    assert fn(images=tf.constant([GOOD, progressive]))["scores"].shape == (2, 3)
+    for images in ([scan_bomb(101)], [GOOD, scan_bomb(101)]):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match="too many scans: it has more than 100"
+        ):
+            fn(images=tf.constant(images))
+    from inception.serving import graph
+
+    for data in (GOOD, progressive, scan_bomb(2500), b"\x89PNG\r\n\x1a\n" + b"\xff\xda" * 9):
+        want = codec.jpeg_scans(data) if data[:2] == b"\xff\xd8" else 0
+        assert int(graph.jpeg_scans(tf.constant(data))) == want
+
+
 # --------------------------------------------------------------------- memory and bodies
 
 
@@ -528,9 +545,14 @@ def test_rate_limited_log_says_once_per_interval(caplog):
 
 def test_limits_that_cannot_work_are_refused_with_the_fix(monkeypatch):
     monkeypatch.setattr(server_module, "descriptor_limit", lambda: 1024)
-    assert server_module.check_connections(None) == 448
+    assert server_module.check_connections(None) == (448, 448)
+    assert server_module.check_connections(800) == (800, 96)  # the rest goes to gRPC
     with pytest.raises(UsageError, match=r"--max-connections 5000 .* soft limit is 1024"):
         server_module.check_connections(5000)
+    with pytest.raises(UsageError, match=r"--max-grpc-connections 0 .* give 1 to 895"):
+        server_module.check_connections(None, 0)
+    with pytest.raises(UsageError, match=r"together do not fit .* within 896"):
+        server_module.check_connections(500, 500)
     with pytest.raises(UsageError, match="--max-receive-bytes 10 is less than"):
         ModelServer([ModelSpec("m", "/nowhere")], max_request_bytes=20, max_receive_bytes=10)
     with pytest.raises(UsageError, match="an eighth kept for small bodies"):
@@ -552,13 +574,16 @@ def test_a_server_under_a_low_descriptor_limit_caps_connections_and_keeps_answer
 ):
     """Soft limit 256: at most (256 - 128) / 2 = 64 REST connections; 150 idle connections
     get 503 past the cap (one log line, not one per refusal), gRPC keeps answering meanwhile,
-    and REST answers again once the idle ones time out."""
+    and REST answers again once the idle ones time out. Likewise 64 gRPC connections: 70 that
+    never start their handshake fill the cap (the last 6 are closed at once, new gRPC calls
+    are refused, REST answers meanwhile) until they are closed (idle after 6 s); then gRPC
+    answers again."""
     rest_port, grpc_port = free_port(), free_port()
     log = open(tmp_path / "serve.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "inception.cli", "serve", "--model-base-path",
          str(exported / "tiny"), "--rest-port", str(rest_port), "--grpc-port", str(grpc_port),
-         "--idle-timeout-seconds", "2", "--grace-seconds", "1"],
+         "--idle-timeout-seconds", "6", "--grace-seconds", "1"],
         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_lower_descriptors,
     )  # fmt: skip
     url = f"http://127.0.0.1:{rest_port}"
@@ -591,6 +616,28 @@ def test_a_server_under_a_low_descriptor_limit_caps_connections_and_keeps_answer
             assert _closed_within(sock, 10)[0]
         status, body = post(url, "/v1/models/tiny:predict", {"instances": [b64(GOOD)]})
         assert status == 200, body
+        for sock in socks:
+            sock.close()
+        socks = [socket.create_connection(("127.0.0.1", grpc_port), timeout=10) for _ in range(70)]
+        started = time.monotonic()
+        for sock in socks[64:]:
+            assert _closed_within(sock, 5) == (True, b"")
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused_call:
+                stub.Predict(_predict_request(), timeout=3)
+        assert refused_call.value.code() in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
+        assert time.monotonic() - started < 5  # refused before the idle timeout freed the cap
+        status, body = post(url, "/v1/models/tiny:predict", {"instances": [b64(GOOD)]})
+        assert status == 200, body
+        for sock in socks[:64]:  # closed: idle, and no handshake
+            assert _closed_within(sock, 20)[0]
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            assert stub.Predict(_predict_request(), timeout=30).outputs["probabilities"]
         text = open(log.name).read()
         assert 1 <= text.count("REST connection refused") <= 2, text[-2000:]
         assert "out of system resource" not in text and "Traceback" not in text, text[-2000:]

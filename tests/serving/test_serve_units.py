@@ -7,6 +7,7 @@ import ast
 import asyncio
 import base64
 import io
+import json
 import threading
 import time
 
@@ -181,10 +182,30 @@ def test_row_and_columnar_formats():
         "classes": np.array([[b"cat"], [b"\xff"]], dtype=object),
         "scores": np.array([[0.5], [0.25]], np.float32),
     }
-    rows_json = codec.predict_response(out, columnar=False)["predictions"]
+    rows_json = json.loads(codec.predict_body(out, columnar=False))["predictions"]
     assert rows_json[0] == {"classes": ["cat"], "scores": [0.5]}
     assert rows_json[1]["classes"] == [{"b64": base64.b64encode(b"\xff").decode()}]
-    assert codec.predict_response({"scores": out["scores"]}, True) == {"outputs": [[0.5], [0.25]]}
+    assert json.loads(codec.predict_body({"scores": out["scores"]}, True)) == {
+        "outputs": [[0.5], [0.25]]
+    }
+
+
+def test_answers_write_floats_as_tf_serving_does():
+    """Shortest digits that give back the same float32 (TF Serving writes 0.2, not
+    0.20000000298023224), whole numbers with ".0", NaN and Infinity bare."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((2, 1000)).astype(np.float32)
+    out = {"probabilities": probabilities, "class_ids": np.array([[3], [7]], np.int64)}
+    text = codec.predict_body(out, columnar=False).decode()
+    rows = json.loads(text)["predictions"]
+    np.testing.assert_array_equal(
+        np.array([r["probabilities"] for r in rows], np.float32), probabilities
+    )
+    assert [r["class_ids"] for r in rows] == [[3], [7]]
+    scores = np.array([[0.2, 1.0, 3e-5]], np.float32)
+    assert codec.predict_body({"scores": scores}, True) == b'{"outputs":[[0.2,1.0,0.00003]]}'
+    odd = np.array([[np.nan, np.inf, 0.5]], np.float32)
+    assert codec.predict_body({"scores": odd}, True) == b'{"outputs":[[NaN,Infinity,0.5]]}'
 
 
 @pytest.mark.parametrize(
