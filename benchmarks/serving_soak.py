@@ -288,7 +288,8 @@ def slow_call(port, path, stop: threading.Event):
 def hold_connections(port, path, count, kind, stop: threading.Event, hold: float) -> Counter:
     """Opens ``count`` connections to 127.0.0.1 and holds them ``hold`` s (or until the server
     closes them): ``idle`` ones send nothing, ``slowloris`` ones half a request's headers,
-    ``small_body`` ones 900 KiB of a 1 MiB body. Returns how each ended."""
+    ``small_body`` ones 900 KiB of a 1 MiB body; ``grpc_idle`` ones (to the gRPC port) never
+    start their HTTP/2 handshake. Returns how each ended."""
     socks, ended = [], Counter()
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\n"
     for _ in range(count):
@@ -312,6 +313,10 @@ def hold_connections(port, path, count, kind, stop: threading.Event, hold: float
         s.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             reply = s.recv(256)
+            if kind == "grpc_idle":  # the server's SETTINGS frame first, then its close
+                while reply:
+                    s.settimeout(max(0.01, deadline - time.monotonic()))
+                    reply = s.recv(256)
             ended[reply.split(b" ")[1].decode() if reply else "closed by server"] += 1
         except TimeoutError:
             ended["still open"] += 1
@@ -344,7 +349,8 @@ def main(argv=None) -> int:
         "--flood-connections",
         type=int,
         default=300,
-        help="connections each flood client (idle, slowloris, small bodies) holds at once",
+        help="connections each flood client (idle, slowloris, small bodies; idle on the gRPC "
+        "port) holds at once",
     )
     p.add_argument("--settle-seconds", type=float, default=10.0, help="rest before 'after'")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -471,7 +477,8 @@ def main(argv=None) -> int:
         for _ in range(args.max_requests):
             if stop.is_set():
                 break
-            ended = hold_connections(rest_port, path, args.flood_connections, kind, stop, 15.0)
+            port = grpc_port if kind.startswith("grpc") else rest_port
+            ended = hold_connections(port, path, args.flood_connections, kind, stop, 15.0)
             with lock:
                 abuse_status[f"flood_{kind}"].update(ended)
 
@@ -501,7 +508,7 @@ def main(argv=None) -> int:
                 stop.wait(args.pause)
 
     started = time.monotonic()
-    floods = ("idle", "slowloris", "small_body") if args.flood_connections else ()
+    floods = ("idle", "slowloris", "small_body", "grpc_idle") if args.flood_connections else ()
     clients = args.good_clients + args.abusive_clients + args.heavy_clients + 1 + len(floods)
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(good_client, i) for i in range(args.good_clients)]
@@ -551,12 +558,14 @@ def main(argv=None) -> int:
         n for k, c in abuse_status.items() for s, n in c.items() if is_5xx(s, k)
     )
     conn_errors = sum(n for s, n in good_status.items() if s.startswith("conn:"))
-    # docs/serving.md: base + T x (E x a + D x 23 B x P) + M + L x A x R + C x 0.4 MiB, default
-    # flags, worst-case JSON (A = 25), C from this process's descriptor limit; the decode term
-    # needs images near --max-image-pixels.
-    from inception.serving.limits import default_max_connections
+    # docs/serving.md: base + T x (E x a + D x 23 B x P) + M + L x A x R + C x 0.4 MiB +
+    # G x 17 KiB, default flags, worst-case JSON (A = 25), C and G from this process's
+    # descriptor limit; the decode term needs images near --max-image-pixels.
+    from inception.serving.limits import default_max_connections, default_max_grpc_connections
 
-    parse_and_small_mib = 256 + 2 * 25 * 64 + default_max_connections() * 0.4
+    rest_cap = default_max_connections()
+    grpc_cap = default_max_grpc_connections(rest_cap)
+    parse_and_small_mib = 256 + 2 * 25 * 64 + rest_cap * 0.4 + grpc_cap * 17 / 1024
     decode_mib = 10 * 23 * 64e6 / MIB
     reachable_mib = base_kib / 1024 + 16 * per_image_kib / 1024 + parse_and_small_mib
     bound_mib = reachable_mib + decode_mib
@@ -607,7 +616,7 @@ def main(argv=None) -> int:
          f"{r['idle_base']} / {r['before']} / {r['peak']} / {r['after']} MiB"),
         ("per-image cost (16-image batches)", f"{summary['per_image_mib']} MiB"),
         ("bound, default flags: base + 16 a + 10 x 23 B x 64e6 + 256 MiB + 2 x 25 x 64 MiB"
-         " + C x 0.4 MiB",
+         " + C x 0.4 MiB + G x 17 KiB",
          f"{summary['bound_mib']} MiB"),
         ("same without the decode term (no image here is over 160 px)",
          f"{summary['bound_without_decode_mib']} MiB"),
