@@ -209,7 +209,7 @@ def _native(arr: np.ndarray) -> bool:
     finite IEEE floats (shortest round-trip digits; NaN and Infinity, which TF Serving writes
     bare, are left to the standard encoder)."""
     kind = arr.dtype.kind
-    if kind in "OSU" or kind in "biu":
+    if kind in "OSUbiu":
         return True
     return kind == "f" and arr.dtype.itemsize in (2, 4, 8) and bool(np.isfinite(arr).all())
 

@@ -26,7 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .limits import CLASSIFY_METHOD, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_JPEG_SCANS
+from .limits import (
+    CLASSIFY_METHOD,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_JPEG_SCANS,
+    jpeg_scans_error,
+)
 from .repository import WARMUP_FILE
 
 
@@ -256,6 +261,8 @@ def export_saved_model(
         raise ValueError(f"--crop-fraction must be in (0, 1]; got {crop_fraction}.")
     if top_k < 1:
         raise ValueError(f"--top-k must be at least 1; got {top_k}.")
+    if max_jpeg_scans is not None and jpeg_scans_error(max_jpeg_scans):
+        raise ValueError(jpeg_scans_error(max_jpeg_scans))
     members = [m if isinstance(m, Member) else Member(m.name, m, "given model") for m in models]
     if not members:
         raise ValueError("nothing to export: pass at least one model.")

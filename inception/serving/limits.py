@@ -26,6 +26,13 @@ LOG_INTERVAL_SECONDS = 10.0  # one log line per condition (connection cap, descr
 PORT_FLAGS = {"REST": "--rest-port", "gRPC": "--grpc-port"}
 
 
+def jpeg_scans_error(scans: int) -> str | None:
+    """Why ``--max-jpeg-scans`` cannot be ``scans`` (``serve`` and ``export``), or None."""
+    if scans < 1:
+        return f"--max-jpeg-scans must be >= 1 (a baseline JPEG has 1), got {scans}."
+    return None
+
+
 def descriptor_limit() -> int:
     """The process's soft limit on open descriptors (``ulimit -n``)."""
     import resource

@@ -59,6 +59,7 @@ from .limits import (
     default_max_connections,
     default_max_grpc_connections,
     descriptor_limit,
+    jpeg_scans_error,
 )
 from .metrics import Metrics
 from .repository import ModelSpec, ServedModel, Signature, Version, saved_model_base_error
@@ -104,8 +105,8 @@ def check_limits(request, receive, scans, idle, header) -> None:
             "eighth kept for small bodies: a largest request could never be received; raise "
             "the first or lower the second."
         )
-    if scans < 1:
-        raise UsageError(f"--max-jpeg-scans must be >= 1 (a baseline JPEG has 1), got {scans}.")
+    if jpeg_scans_error(scans):
+        raise UsageError(jpeg_scans_error(scans))
     if idle <= 0 or header <= 0:
         raise UsageError(
             "--idle-timeout-seconds and --header-timeout-seconds must be > 0, got "

@@ -372,6 +372,12 @@ def test_the_exported_graph_refuses_a_scan_bomb_itself(exported):
         assert int(graph.jpeg_scans(tf.constant(data))) == want
 
 
+def test_an_export_scan_limit_below_one_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match=r"--max-jpeg-scans must be >= 1 .* got 0"):
+        export_saved_model([classifier()], tmp_path, "tiny", 1, LABELS, max_jpeg_scans=0)
+    assert not (tmp_path / "tiny").exists()
+
+
 # --------------------------------------------------------------------- memory and bodies
 
 
