@@ -30,6 +30,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -368,6 +369,7 @@ def main(argv=None) -> int:
         for proc in procs.values():
             proc.terminate()
             proc.wait(60)
+        shutil.rmtree(work, ignore_errors=True)  # the exports
     report(args, precisions, results)
     return 0
 
