@@ -261,8 +261,8 @@ def export_saved_model(
         raise ValueError(f"--crop-fraction must be in (0, 1]; got {crop_fraction}.")
     if top_k < 1:
         raise ValueError(f"--top-k must be at least 1; got {top_k}.")
-    if max_jpeg_scans is not None and jpeg_scans_error(max_jpeg_scans):
-        raise ValueError(jpeg_scans_error(max_jpeg_scans))
+    if max_jpeg_scans is not None and (error := jpeg_scans_error(max_jpeg_scans)):
+        raise ValueError(error)
     members = [m if isinstance(m, Member) else Member(m.name, m, "given model") for m in models]
     if not members:
         raise ValueError("nothing to export: pass at least one model.")

@@ -105,8 +105,8 @@ def check_limits(request, receive, scans, idle, header) -> None:
             "eighth kept for small bodies: a largest request could never be received; raise "
             "the first or lower the second."
         )
-    if jpeg_scans_error(scans):
-        raise UsageError(jpeg_scans_error(scans))
+    if error := jpeg_scans_error(scans):
+        raise UsageError(error)
     if idle <= 0 or header <= 0:
         raise UsageError(
             "--idle-timeout-seconds and --header-timeout-seconds must be > 0, got "

@@ -563,6 +563,10 @@ def test_limits_that_cannot_work_are_refused_with_the_fix(monkeypatch):
         ModelServer([ModelSpec("m", "/nowhere")], max_request_bytes=20, max_receive_bytes=10)
     with pytest.raises(UsageError, match="an eighth kept for small bodies"):
         ModelServer([ModelSpec("m", "/nowhere")], max_request_bytes=20, max_receive_bytes=21)
+    with pytest.raises(UsageError, match=r"--max-jpeg-scans must be >= 1 .* got 0"):
+        ModelServer([ModelSpec("m", "/nowhere")], max_jpeg_scans=0)
+    with pytest.raises(UsageError, match=r"--idle-timeout-seconds .* must be > 0, got 0 and 10"):
+        ModelServer([ModelSpec("m", "/nowhere")], idle_timeout=0)
     args = serve_parser().parse_args(["--model-base-path", "x"])
     assert args.host == "127.0.0.1" and args.max_jpeg_scans == 100
     assert args.idle_timeout_seconds == 60 and args.header_timeout_seconds == 10
