@@ -202,13 +202,13 @@ class Batcher:
         self._on_queue(self._queued_rows)
         self._wakeup.set()
         try:
+            if len(items) == 1:  # the usual case, without gather's extra future
+                return await items[0].future
             results = await asyncio.gather(*(item.future for item in items))
         except BaseException:
             for item in items:  # the rest of a split request is not run
                 item.future.cancel()
             raise
-        if len(results) == 1:
-            return results[0]
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
     def _drop_abandoned(self) -> None:

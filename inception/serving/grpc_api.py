@@ -13,6 +13,7 @@ values present, the bytes they expand to) before anything is allocated.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -65,18 +66,23 @@ def _dtype_name(enum: int) -> str:
         return f"dtype {enum}"
 
 
+@functools.cache
+def _enum(dtype: np.dtype) -> int:
+    """The ``TensorProto`` dtype enum of a signature's NumPy dtype (object: DT_STRING)."""
+    import tensorflow as tf
+
+    return (tf.string if dtype.kind == "O" else tf.as_dtype(dtype)).as_datatype_enum
+
+
 def tensor_to_array(proto, info: codec.TensorInfo, max_rows: int, max_bytes: int) -> np.ndarray:
     """A request's ``TensorProto`` -> NumPy, refusing before allocating: another dtype than
     the signature's, a shape the signature does not take, more rows than ``max_rows``, more
     values than the shape holds, or a shape whose values (a short list is padded with its
     last value, as TensorFlow does) would take more than ``max_bytes``."""
-    import tensorflow as tf
-
-    key = info.key
-    want = tf.string if info.is_string else tf.as_dtype(info.dtype)
-    if proto.dtype != want.as_datatype_enum:
+    key, want = info.key, _enum(info.dtype)
+    if proto.dtype != want:
         raise invalid(
-            f"input {key!r} expects {info.describe()} ({_dtype_name(want.as_datatype_enum)}), "
+            f"input {key!r} expects {info.describe()} ({_dtype_name(want)}), "
             f"got {_dtype_name(proto.dtype)}."
         )
     if proto.dtype not in _VALUES:
@@ -120,6 +126,8 @@ def tensor_to_array(proto, info: codec.TensorInfo, max_rows: int, max_bytes: int
         )
     if not proto.tensor_content and given > count:
         raise invalid(f"input {key!r} has {given} values but its shape {shown} holds {count}.")
+    import tensorflow as tf
+
     return tf.make_ndarray(proto)
 
 

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class Metrics:
     def __init__(self, models=()):
         self.models = set(models)
+        self._children = {}  # (model, api, method, code) -> its counter and histogram
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "inception_serving_requests",
@@ -48,8 +49,15 @@ class Metrics:
         counted as ``_unknown``, so clients cannot grow the label set)."""
         if model not in self.models:
             model = "_unknown"
-        self.requests.labels(model, api, method, code).inc()
-        self.latency.labels(model, api, method).observe(seconds)
+        key = (model, api, method, code)
+        counted = self._children.get(key)
+        if counted is None:  # ``labels`` takes a lock and builds its key on every call
+            counted = self._children[key] = (
+                self.requests.labels(*key),
+                self.latency.labels(model, api, method),
+            )
+        counted[0].inc()
+        counted[1].observe(seconds)
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

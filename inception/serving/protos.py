@@ -4,7 +4,7 @@ results (``tensorflow-serving-api``), and ``tf.train.Example``s from REST's JSON
 from __future__ import annotations
 
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -25,6 +25,8 @@ _DTYPES = {
     np.dtype(np.bool_): types_pb2.DT_BOOL,
 }
 
+_LITTLE_ENDIAN = {dtype: dtype.newbyteorder("<") for dtype in _DTYPES}
+
 STATES = {"LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 
 
@@ -41,8 +43,9 @@ def tensor_proto(array: np.ndarray, out=None):
 
         proto.CopyFrom(tf.make_tensor_proto(array))
         return proto
-    dim = tensor_shape_pb2.TensorShapeProto.Dim
-    proto.tensor_shape.dim.extend(dim(size=d) for d in array.shape)
+    dims = proto.tensor_shape.dim
+    for d in array.shape:
+        dims.add(size=d)
     if enum is None:  # strings
         proto.dtype = types_pb2.DT_STRING
         proto.string_val.extend(
@@ -50,7 +53,7 @@ def tensor_proto(array: np.ndarray, out=None):
         )
     else:
         proto.dtype = enum
-        proto.tensor_content = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
+        proto.tensor_content = array.astype(_LITTLE_ENDIAN[array.dtype], copy=False).tobytes()
     return proto
 
 

@@ -331,6 +331,9 @@ def test_jpeg_scans_are_counted_from_the_bytes():
     assert codec.jpeg_scans(jpeg()) == 1
     assert 5 <= codec.jpeg_scans(jpeg(progressive=True)) <= 12
     assert codec.jpeg_scans(scan_bomb(2500)) == 2500
+    # a marker at either end of the bytes, and bytes too short to hold one
+    assert codec.jpeg_scans(b"\xff\xda\x00\xff\xda") == 2
+    assert [codec.jpeg_scans(b) for b in (b"", b"\xff", b"\xda\xff")] == [0, 0, 0]
 
 
 def test_a_scan_bomb_jpeg_is_refused_over_rest_and_grpc(served):

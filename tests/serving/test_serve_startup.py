@@ -9,6 +9,7 @@ test imports TensorFlow (the REST and gRPC servers need it). Everything binds 12
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from inception.cli import serve as serve_cli
 from inception.errors import UsageError
 from inception.serving.errors import ServingError
 from inception.serving.repository import ModelSpec
-from inception.serving.server import ModelServer
+from inception.serving.server import ModelServer, ServerThread
 
 # Runs the CLI, then says whether TensorFlow was imported on the way.
 PROBE = (
@@ -213,3 +214,15 @@ def test_a_version_folder_without_saved_model_says_so(tmp_path, caplog):
     ]
     ok, body = server.healthy()
     assert not ok and body["status"] == "unavailable" and error in body["errors"]["m"]
+
+
+def test_the_heap_is_settled_after_a_load_and_handed_back_at_stop(tmp_path):
+    """Once versions are loaded (or failed) the collector stops walking what they hold
+    (``gc.freeze``); a stopped server hands it all back, so that a process that goes on
+    (tests, notebooks) collects as before."""
+    base = stand_in_version(tmp_path / "m")
+    server = ModelServer([ModelSpec("m", str(base))], host="127.0.0.1", rest_port=0, grpc_port=0)
+    gc.unfreeze()
+    with ServerThread(server):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -6,10 +6,12 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import gc
 import io
 import json
 import threading
 import time
+import weakref
 
 import grpc
 import ml_dtypes
@@ -324,3 +326,26 @@ def test_answer_tensors_are_the_messages_tensorflow_writes(array):
     assert mine.dtype == theirs.dtype
     assert mine.tensor_shape == theirs.tensor_shape
     np.testing.assert_array_equal(tf.make_ndarray(mine), tf.make_ndarray(theirs))
+
+
+def test_settling_the_heap_frees_cycles_frozen_at_an_earlier_load():
+    """``settle_heap`` runs after versions load or unload: what an unloaded version left in
+    reference cycles was frozen when it loaded, and must be collected now."""
+    from inception.serving.server import settle_heap
+
+    class Node:
+        pass
+
+    node = Node()
+    node.me = node  # a cycle: only the collector frees it
+    gone = weakref.ref(node)
+    gc.freeze()  # as after the version's load
+    try:
+        del node
+        gc.collect()
+        assert gone() is not None  # frozen: out of the collector's view
+        settle_heap()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0  # what survives is frozen again
+    finally:
+        gc.unfreeze()
