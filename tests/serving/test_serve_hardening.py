@@ -334,6 +334,12 @@ def test_jpeg_scans_are_counted_from_the_bytes():
     # a marker at either end of the bytes, and bytes too short to hold one
     assert codec.jpeg_scans(b"\xff\xda\x00\xff\xda") == 2
     assert [codec.jpeg_scans(b) for b in (b"", b"\xff", b"\xda\xff")] == [0, 0, 0]
+    # counted a chunk at a time: a marker across a chunk's end counts once
+    for at in (codec.SCAN_CHUNK - 2, codec.SCAN_CHUNK - 1, codec.SCAN_CHUNK):
+        data = bytearray(2 * codec.SCAN_CHUNK + 3)
+        data[at : at + 2] = b"\xff\xda"
+        data[-2:] = b"\xff\xda"
+        assert codec.jpeg_scans(bytes(data)) == 2, at
 
 
 def test_a_scan_bomb_jpeg_is_refused_over_rest_and_grpc(served):
