@@ -28,6 +28,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -537,6 +538,8 @@ def main(argv=None) -> int:
     proc.terminate()
     code = proc.wait(120)
     shutdown_s = time.monotonic() - signalled
+    log.close()
+    shutil.rmtree(work, ignore_errors=True)  # the export and the server's log (kept on failure)
 
     # ------------------------------------------------------------------------------ report
     def is_5xx(status: str, kind: str = "") -> bool:
